@@ -1,0 +1,22 @@
+# Set-up-and-run (`make demo`) and tests (`make test`) on a fresh machine.
+# A CPU build of torch is installed unless the venv already has a torch
+# (GPU users: create .venv and install their own torch first).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+
+demo: install
+	$(VENV)/bin/dhns datasets check toy
+
+test: install
+	$(PY) -m pytest -q

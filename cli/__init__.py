@@ -1,0 +1,1 @@
+"""The ``dhns`` command line (typer)."""

@@ -1,0 +1,3 @@
+from dhns_geo.cli.main import main
+
+main()

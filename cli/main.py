@@ -1,0 +1,62 @@
+"""Entry point of the ``dhns`` command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from dhns_geo import __version__
+from dhns_geo.errors import DHNSError
+
+app = typer.Typer(
+    name="dhns",
+    help="Multimodal knowledge graph completion with Diffusion-based "
+    "Hierarchical Negative Sampling (DHNS).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dhns-geo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")) -> None:
+    """Multimodal KGC with DHNS on PyTorch Geometric."""
+
+
+def _register() -> None:
+    from dhns_geo.cli import data_commands  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the CLI; user errors end with one line on stderr, no traceback."""
+    _register()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="dhns", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except DHNSError as exc:
+        typer.echo(f"dhns: error: {exc}", err=True)
+        code = 1
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("dhns: interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        # Usage errors (click's, vendored by recent typer releases) carry a
+        # one-line message and an exit code; anything else is a bug.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        typer.echo(f"dhns: error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)

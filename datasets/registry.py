@@ -1,0 +1,55 @@
+"""Resolves a dataset argument (built-in name, ``toy`` or a folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch_geometric.data import HeteroData
+
+from dhns_geo.data.io import read_kg
+from dhns_geo.data.mmkg import to_hetero_data
+from dhns_geo.datasets.benchmarks import DB15K, MKGW, MKGY, OpenKEBenchmark
+from dhns_geo.errors import DHNSError
+
+BENCHMARKS: dict[str, type[OpenKEBenchmark]] = {
+    cls.name: cls for cls in (DB15K, MKGW, MKGY)}
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "").replace("_", "").lower()
+
+
+def resolve_name(name: str) -> str | None:
+    """The canonical built-in name (``"DB15K"``, ``"MKG-W"``, ``"MKG-Y"``,
+    ``"toy"``) of ``name``, or ``None`` when it is not built in."""
+    if _key(name) == "toy":
+        return "toy"
+    for canonical in BENCHMARKS:
+        if _key(canonical) == _key(name):
+            return canonical
+    return None
+
+
+def load_dataset(name_or_path: str, root: str | Path | None = None,
+                 seed: int = 0) -> HeteroData:
+    """Loads a built-in dataset by name, ``toy``, or a user's KG folder.
+
+    Args:
+        name_or_path: ``DB15K``, ``MKG-W``, ``MKG-Y`` (case and dashes do not
+            matter), ``toy``, or a folder in OpenKE or TSV format.
+        root: Dataset root for the benchmarks.
+        seed: Seed of the toy dataset.
+    """
+    from dhns_geo.datasets.toy import ToyMMKG
+
+    canonical = resolve_name(name_or_path)
+    if canonical == "toy":
+        return ToyMMKG(seed=seed)[0]
+    if canonical is not None:
+        return BENCHMARKS[canonical](root)[0]
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return to_hetero_data(read_kg(path))
+    choices = ", ".join([*BENCHMARKS, "toy"])
+    raise DHNSError(f"unknown dataset {name_or_path!r}: not one of {choices} "
+                    "and not a folder")

@@ -1,0 +1,101 @@
+"""Filtered rank-based link prediction (MRR, MR, Hits@k), head and tail.
+
+For each triple ``(h, r, t)`` the true tail is ranked against all entities
+for ``(h, r, ?)`` and the true head against all entities for ``(?, r, t)``.
+Every other known true triple is removed from the ranking (the *filtered*
+setting) and ties are broken with the *realistic* rule: the mean of the
+optimistic rank ``1 + #{score > true}`` and the pessimistic rank
+``1 + #{score >= true}`` (the true entity itself not counted).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dhns_geo.data.filter import FilterIndex
+
+#: ``score_fn(known [B], relation [B], side) -> [B, N]``: scores of every
+#: entity as the missing ``side`` ("tail" or "head") of each query.
+ScoreAllFn = Callable[[Tensor, Tensor, str], Tensor]
+
+HITS_AT = (1, 3, 10)
+
+
+def filtered_ranks(scores: Tensor, target: Tensor, filter_row: Tensor,
+                   filter_col: Tensor) -> Tensor:
+    """Realistic filtered ranks of ``target`` in ``scores``.
+
+    Args:
+        scores: ``[B, N]`` scores (higher is more plausible).
+        target: ``[B]`` the true entity of each row.
+        filter_row, filter_col: ``[P]`` entries ``(row, entity)`` to remove
+            from the ranking (known true answers; the target may be among
+            them).
+
+    Returns:
+        ``[B]`` float ranks, ``1`` is best.
+    """
+    rows = torch.arange(scores.size(0), device=scores.device)
+    true = scores[rows, target].clone()
+    scores = scores.clone()
+    scores[filter_row, filter_col] = float("-inf")
+    scores[rows, target] = float("-inf")
+    greater = (scores > true.unsqueeze(1)).sum(dim=1)
+    ties = (scores == true.unsqueeze(1)).sum(dim=1)
+    return 1.0 + greater.float() + 0.5 * ties.float()
+
+
+def summarize_ranks(ranks: Tensor) -> dict[str, float]:
+    """MRR, MR and Hits@k of ``[n]`` ranks."""
+    out = {"mrr": float((1.0 / ranks).mean()), "mr": float(ranks.mean())}
+    for k in HITS_AT:
+        out[f"hits@{k}"] = float((ranks <= k).float().mean())
+    return out
+
+
+@torch.no_grad()
+def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
+                             filter_index: FilterIndex, batch_size: int = 256,
+                             device: torch.device | str | None = None,
+                             progress: bool = False) -> dict:
+    """Filtered link prediction of ``triples`` in both directions.
+
+    Args:
+        score_fn: Scores a batch of queries against all entities (see
+            :data:`ScoreAllFn`).
+        triples: ``[n, 3]`` ``(head, relation, tail)`` rows to rank.
+        filter_index: All known true triples.
+        batch_size: Queries scored at once; bounds memory to
+            ``batch_size x N`` scores.
+        device: Where to rank (default: the filter index's device).
+        progress: Show a progress bar.
+
+    Returns:
+        ``{"mrr", "mr", "hits@1", "hits@3", "hits@10", "head": {...},
+        "tail": {...}, "num_triples"}``; the top-level metrics average over
+        both directions.
+    """
+    if triples.numel() == 0:
+        raise ValueError("no triples to evaluate")
+    device = torch.device(device) if device is not None else filter_index.device
+    filter_index = filter_index.to(device)
+    triples = triples.to(device)
+    ranks = {"head": [], "tail": []}
+    batches = range(0, triples.size(0), batch_size)
+    for start in tqdm(batches, desc="evaluate", disable=not progress,
+                      leave=False):
+        h, r, t = triples[start:start + batch_size].unbind(dim=1)
+        for side, known, target in (("tail", h, t), ("head", t, h)):
+            scores = score_fn(known, r, side).to(device)
+            row, col = filter_index.true_answers(known, r, side)
+            ranks[side].append(filtered_ranks(scores, target, row, col))
+    head, tail = torch.cat(ranks["head"]), torch.cat(ranks["tail"])
+    result = summarize_ranks(torch.cat([head, tail]))
+    result["head"] = summarize_ranks(head)
+    result["tail"] = summarize_ranks(tail)
+    result["num_triples"] = int(triples.size(0))
+    return result

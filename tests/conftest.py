@@ -1,0 +1,41 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dhns_geo.data.io import OPENKE_FILES
+
+SHARED = Path(os.environ.get("DHNS_SHARED",
+                             Path(__file__).resolve().parents[2] / "shared"))
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / "datasets" / name
+    if not all((path / f).is_file() for f in OPENKE_FILES):
+        pytest.skip(f"benchmark files of {name} not found in {path} "
+                    "(../shared/datasets is absent)")
+    return path
+
+
+def place_raw(name: str, root: Path) -> Path:
+    """Copies the shared raw files of ``name`` to ``root/<name>/raw``."""
+    raw = root / name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in OPENKE_FILES:
+        shutil.copy(shared_dataset(name) / f, raw / f)
+    return root
+
+
+@pytest.fixture
+def openke_folder(tmp_path: Path) -> Path:
+    """A tiny valid OpenKE folder: 5 entities, 2 relations."""
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    (folder / "entity2id.txt").write_text(
+        "5\n" + "".join(f"e{i}\t{i}\n" for i in range(5)))
+    (folder / "relation2id.txt").write_text("2\nr0\t0\nr1\t1\n")
+    (folder / "train2id.txt").write_text("4\n0 1 0\n1 2 0\n2 3 1\n3 4 1\n")
+    (folder / "valid2id.txt").write_text("1\n0 2 1\n")
+    (folder / "test2id.txt").write_text("1\n4 0 0\n")
+    return folder
