@@ -16,7 +16,7 @@ install: $(PY)
 	$(PY) -m pip install -q -e ".[test]"
 
 demo: install
-	$(VENV)/bin/dhns datasets check toy
+	$(VENV)/bin/dhns train --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q

@@ -38,7 +38,7 @@ class ToyMMKG(InMemoryDataset):
     """
 
     def __init__(self, num_entities: int = 1000, num_relations: int = 10,
-                 num_clusters: int = 10, density: float = 0.4,
+                 num_clusters: int = 10, density: float = 0.8,
                  noise: float = 0.1, seed: int = 0, transform=None) -> None:
         super().__init__(None, transform)
         data = generate_toy_mmkg(num_entities, num_relations, num_clusters,
@@ -63,7 +63,7 @@ def _features(codes: torch.Tensor, dim: int, generator: torch.Generator,
 
 
 def generate_toy_mmkg(num_entities: int = 1000, num_relations: int = 10,
-                      num_clusters: int = 10, density: float = 0.4,
+                      num_clusters: int = 10, density: float = 0.8,
                       noise: float = 0.1, seed: int = 0) -> HeteroData:
     """Generates the graph of :class:`ToyMMKG` as ``HeteroData``."""
     if num_entities < 2 * num_clusters or num_relations < 1:

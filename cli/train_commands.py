@@ -1,0 +1,107 @@
+"""``dhns train`` and ``dhns eval``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dhns_geo.cli.main import app
+from dhns_geo.cli.output import metrics_table
+from dhns_geo.config import TrainConfig, read_config_file
+from dhns_geo.training import load_run, run_training
+
+H = "Default: from --config, else {}."
+
+
+def _opt(default_help: str, *names: str):
+    return typer.Option(None, *names, help=default_help)
+
+
+@app.command()
+def train(
+    dataset: Optional[str] = _opt("DB15K, MKG-W, MKG-Y, toy, or a KG folder (default toy).", "--dataset"),
+    root: Optional[str] = _opt("Dataset root (default $DHNS_DATA or ~/.cache/dhns-geo).", "--root"),
+    features: Optional[str] = _opt("auto (the dataset's modality features) or none.", "--features"),
+    scorer: Optional[str] = _opt("transe, distmult, complex or rotate (default rotate).", "--scorer"),
+    p_norm: Optional[float] = _opt("Norm of TransE (default 1).", "--p-norm"),
+    dim: Optional[int] = _opt("Entity embedding size in real numbers (default 128).", "--dim"),
+    encoder: Optional[str] = _opt("none or rgcn (default none).", "--encoder"),
+    sampler: Optional[str] = _opt("uniform, bernoulli or dhns (default uniform).", "--sampler"),
+    num_negatives: Optional[int] = _opt("Negatives per positive (default 32).", "--num-negatives", "-k"),
+    filter_negatives: Optional[bool] = typer.Option(None, "--filter-negatives/--no-filter-negatives", help="Redraw negatives that are known true triples."),
+    loss: Optional[str] = _opt("margin, softplus or self-adversarial (default).", "--loss"),
+    adversarial_temperature: Optional[float] = _opt("Self-adversarial temperature (default 1).", "--adversarial-temperature"),
+    margin: Optional[float] = _opt("Loss margin gamma (default 6).", "--margin"),
+    regularizer: Optional[str] = _opt("none, l2 or l3.", "--regularizer"),
+    reg_weight: Optional[float] = _opt("Regularisation weight.", "--reg-weight"),
+    epochs: Optional[int] = _opt("Maximum epochs (default 40).", "--epochs"),
+    batch_size: Optional[int] = _opt("Positives per batch (default 512).", "--batch-size"),
+    lr: Optional[float] = _opt("Adam learning rate (default 0.005).", "--lr"),
+    device: Optional[str] = _opt("auto, cpu or cuda (default auto).", "--device"),
+    seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
+    eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),
+    patience: Optional[int] = _opt("Stop after N evaluations without gain (default 3).", "--patience"),
+    dhns_mu: Optional[float] = _opt("Weight of the DHNS loss (default 0.01).", "--dhns-mu"),
+    dhns_steps: Optional[int] = _opt("Diffusion steps T (default 50).", "--dhns-steps"),
+    dhns_sampling: Optional[str] = _opt("strided (DDIM, default) or full (DDPM).", "--dhns-sampling"),
+    dhns_generator_steps: Optional[int] = _opt("Generator steps per batch (default 1).", "--dhns-generator-steps"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+) -> None:
+    """Train a KGC model; writes config.json, model.pt, last.pt,
+    metrics.json and history.csv to the run folder."""
+    if resume is not None:
+        metrics = run_training(TrainConfig(), resume, resume=True,
+                               log=typer.echo, progress=progress)
+        run_dir = resume
+    else:
+        values = read_config_file(config) if config is not None else {}
+        flags = {k: v for k, v in locals().items()
+                 if k in TrainConfig.__dataclass_fields__ and v is not None}
+        cfg = TrainConfig.from_dict({**values, **flags},
+                                    str(config) if config else "options")
+        run_dir = out or Path("runs") / (
+            f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
+            f"{time.strftime('%Y%m%d-%H%M%S')}")
+        metrics = run_training(cfg, run_dir, log=typer.echo, progress=progress)
+    typer.echo(f"\ntest metrics (best epoch {metrics['best_epoch']}):")
+    typer.echo(metrics_table(metrics["test"]))
+    typer.echo(f"\nrun folder: {run_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run folder written by dhns train."),
+    split: str = typer.Option("test", "--split", help="test or valid."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Queries scored at once."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Rebuild a run's best model and evaluate it (filtered ranking)."""
+    from dhns_geo.data import build_filter_index, split_triples
+    from dhns_geo.errors import DHNSError
+    from dhns_geo.evaluation import evaluate_link_prediction
+
+    if split not in ("test", "valid"):
+        raise DHNSError(f"--split must be test or valid, got {split!r}")
+    config, data, model, _ = load_run(run_dir, device)
+    metrics = evaluate_link_prediction(
+        model.score_all_fn(), split_triples(data, split),
+        build_filter_index(data), batch_size or config.eval_batch_size,
+        model.device)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    sources = ", ".join(f"{k}: {v}" for k, v in (data.feature_sources or {}).items()
+                        ) if config.features == "auto" else ""
+    typer.echo(f"run: {run_dir}  dataset: {config.dataset}  scorer: "
+               f"{config.scorer}  sampler: {config.sampler}")
+    typer.echo(f"features: {sources or 'none (structure only)'}")
+    typer.echo(f"{split} ({metrics['num_triples']} triples):")
+    typer.echo(metrics_table(metrics))

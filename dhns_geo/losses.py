@@ -1,0 +1,72 @@
+r"""Losses over positive scores ``[B]`` and negative scores ``[B, K]``.
+
+All losses share one signature: ``loss(pos, neg, margin_factor=1.0,
+weight=None)``. The margin of negative ``k`` is ``margin * margin_factor_k``
+(NTAT gives each hardness level its own factor); ``weight`` ``[B, K]``
+reweights negatives (``0`` drops one) and is renormalised per positive.
+
+* ``margin``: :math:`\sum_k w_k\,[\gamma_k - s^+ + s^-_k]_+`
+* ``softplus``: :math:`\mathrm{softplus}(-(\gamma + s^+)) + \sum_k w_k\,
+  \mathrm{softplus}(\gamma_k + s^-_k)` (the logistic loss; with
+  distance-based scores ``s = -d`` the logit is ``gamma - d`` as in RotatE)
+* ``self-adversarial``: the logistic loss with negatives weighted by
+  :math:`\mathrm{softmax}_k(\alpha s^-_k)` (detached), Sun et al. (2019)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dhns_geo.errors import DHNSError
+
+LOSSES = ("margin", "softplus", "self-adversarial")
+
+
+def negative_weights(neg: Tensor, weight: Tensor | None = None,
+                     temperature: float | None = None) -> Tensor:
+    """Normalised ``[B, K]`` weights of negatives: ``weight`` (default 1),
+    times the detached ``softmax(temperature * neg)`` when a temperature is
+    given, summing to 1 per row (rows of zeros stay zero)."""
+    w = torch.ones_like(neg) if weight is None else weight.expand_as(neg)
+    if temperature is not None:
+        logits = (temperature * neg.detach()).masked_fill(w <= 0, float("-inf"))
+        w = w * torch.softmax(logits, dim=-1).nan_to_num(0.0)
+    return w / w.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class KGELoss(nn.Module):
+    """A loss by name, with a base margin and adversarial temperature.
+
+    Args:
+        kind: ``margin``, ``softplus`` or ``self-adversarial``.
+        margin: Base margin :math:`\\gamma`.
+        temperature: :math:`\\alpha` of the self-adversarial loss.
+    """
+
+    def __init__(self, kind: str = "self-adversarial", margin: float = 6.0,
+                 temperature: float = 1.0) -> None:
+        super().__init__()
+        if kind not in LOSSES:
+            raise DHNSError(f"unknown loss {kind!r}; choose from "
+                            f"{', '.join(LOSSES)}")
+        self.kind, self.margin, self.temperature = kind, margin, temperature
+
+    def forward(self, pos: Tensor, neg: Tensor,
+                margin_factor: Tensor | float = 1.0,
+                weight: Tensor | None = None) -> Tensor:
+        """Mean loss of ``[B]`` positive and ``[B, K]`` negative scores."""
+        neg_margin = self.margin * margin_factor
+        if self.kind == "margin":
+            w = negative_weights(neg, weight)
+            per = F.relu(neg_margin - pos.unsqueeze(1) + neg)
+            return (w * per).sum(dim=-1).mean()
+        temperature = self.temperature if self.kind == "self-adversarial" else None
+        w = negative_weights(neg, weight, temperature)
+        pos_loss = F.softplus(-(self.margin + pos))
+        neg_loss = (w * F.softplus(neg_margin + neg)).sum(dim=-1)
+        return (pos_loss + neg_loss).mean() / 2
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, margin={self.margin}, temperature={self.temperature}"

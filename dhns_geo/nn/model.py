@@ -1,0 +1,115 @@
+"""The KGC model: entity modalities -> optional R-GCN -> fusion -> scorer."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from dhns_geo.nn.encoder import RGCNEncoder, add_inverse_edges
+from dhns_geo.nn.fusion import ModalityFusion, MultimodalEntityEmbedding
+from dhns_geo.nn.scorers import Scorer
+
+
+class EntityTable:
+    """Entity representations of one forward pass of a :class:`KGCModel`.
+
+    The R-GCN encoder (if any) runs once when the table is made; the fused
+    ``[N, d]`` table is computed on first use and reused.
+    """
+
+    def __init__(self, model: "KGCModel", structural: Tensor | None) -> None:
+        self.model = model
+        self.structural = structural
+        self._fused: Tensor | None = None
+
+    def modalities(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``([*, M, d] embeddings, [*, M] mask)`` of entities ``index``."""
+        return self.model.entities(index, self.structural)
+
+    def fused(self, index: Tensor | None = None) -> Tensor:
+        """Fused ``[*, d]`` embeddings of ``index`` (all ``N`` if ``None``)."""
+        if self._fused is None:
+            self._fused = self.model.fusion(*self.modalities())
+        return self._fused if index is None else self._fused[index]
+
+    def entity(self, x: Tensor) -> Tensor:
+        """Embeddings of ``x``: entity ids ``[*]`` are looked up, float
+        embeddings ``[*, d]`` pass through."""
+        return x if x.is_floating_point() else self.fused(x)
+
+
+class KGCModel(nn.Module):
+    """A knowledge graph completion model over a multimodal KG.
+
+    Args:
+        num_entities: ``N``.
+        num_relations: ``R``.
+        dim: Entity embedding size ``d`` (real numbers; complex scorers use
+            ``d / 2`` complex numbers).
+        scorer: The interaction function.
+        features: ``{modality: ([N, d_m] features, [N] mask)}`` (optional).
+        encoder: An optional :class:`RGCNEncoder` of structural embeddings.
+        edge_index: ``[2, E]`` training graph, needed with an encoder.
+        edge_type: ``[E]`` relation ids, needed with an encoder.
+    """
+
+    def __init__(self, num_entities: int, num_relations: int, dim: int,
+                 scorer: Scorer,
+                 features: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+                 encoder: RGCNEncoder | None = None,
+                 edge_index: Tensor | None = None,
+                 edge_type: Tensor | None = None) -> None:
+        super().__init__()
+        if scorer.complex and dim % 2:
+            raise ValueError(f"{type(scorer).__name__} needs an even dim, "
+                             f"got {dim}")
+        self.num_entities, self.num_relations, self.dim = (
+            num_entities, num_relations, dim)
+        self.entities = MultimodalEntityEmbedding(num_entities, dim, features)
+        self.fusion = ModalityFusion(dim)
+        self.relations = nn.Embedding(num_relations, scorer.relation_dim(dim))
+        scorer.init_relations(self.relations.weight.data)
+        self.scorer = scorer
+        self.encoder = encoder
+        if encoder is not None:
+            if edge_index is None or edge_type is None:
+                raise ValueError("an encoder needs edge_index and edge_type")
+            ei, et = add_inverse_edges(edge_index, edge_type, num_relations)
+            self.register_buffer("edge_index", ei, persistent=False)
+            self.register_buffer("edge_type", et, persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.relations.weight.device
+
+    def encode(self) -> EntityTable:
+        """Runs the encoder (if any) and returns the entity table."""
+        structural = None
+        if self.encoder is not None:
+            structural = self.encoder(self.entities.structural.weight,
+                                      self.edge_index, self.edge_type)
+        return EntityTable(self, structural)
+
+    def forward(self, head: Tensor, relation: Tensor, tail: Tensor,
+                table: EntityTable | None = None) -> Tensor:
+        """Scores of triples. ``head``/``tail`` are ids ``[*]`` or embeddings
+        ``[*, d]``; ``relation`` ids ``[*]``; shapes broadcast (e.g. ``[B, 1]``
+        relations with ``[B, K]`` negatives give ``[B, K]``)."""
+        table = table if table is not None else self.encode()
+        return self.scorer(table.entity(head), self.relations(relation),
+                           table.entity(tail))
+
+    @torch.no_grad()
+    def score_all_fn(self) -> Callable[[Tensor, Tensor, str], Tensor]:
+        """A ``score_fn(known [B], relation [B], side) -> [B, N]`` for the
+        evaluator; the entity table is computed once."""
+        entities = self.encode().fused()
+        scorer, relations = self.scorer, self.relations
+
+        def score_fn(known: Tensor, relation: Tensor, side: str) -> Tensor:
+            query = scorer.compose(entities[known], relations(relation), side)
+            return scorer.match_all(query, entities)
+
+        return score_fn

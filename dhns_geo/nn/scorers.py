@@ -1,0 +1,159 @@
+r"""Interaction functions of knowledge graph embedding models.
+
+Every scorer is written as a *composition* and a *match*:
+
+* ``compose(e, r, side)`` turns the known entity and the relation into a
+  query in entity space: for ``side="tail"`` the query for ``(e, r, ?)``,
+  for ``side="head"`` the query for ``(?, r, e)``;
+* ``match(query, candidate)`` scores a candidate against it: the negative
+  ``p``-distance for translational models, the dot product for bilinear ones.
+
+The score of ``(h, r, t)`` is ``match(compose(h, r, "tail"), t)`` and equals
+``match(compose(t, r, "head"), h)``. One definition therefore serves training
+(broadcasting ``[B, d]`` against ``[B, K, d]``), ranking against all entities
+(``match_all``: a matrix product or ``cdist``, never a ``[B, N, d]`` tensor)
+and the condition of the diffusion generator (the composition itself).
+
+Complex-valued models (ComplEx, RotatE) store an entity of ``d`` real numbers
+as ``d / 2`` complex numbers: real parts first, imaginary parts second.
+Higher scores are more plausible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from dhns_geo.errors import DHNSError
+
+
+def _split(x: Tensor) -> tuple[Tensor, Tensor]:
+    return x.chunk(2, dim=-1)
+
+
+def _complex_mul(a: Tensor, b: Tensor, conj_b: bool = False) -> Tensor:
+    """Product of complex vectors stored as ``[re, im]`` halves."""
+    a_re, a_im = _split(a)
+    b_re, b_im = _split(b)
+    if conj_b:
+        b_im = -b_im
+    return torch.cat([a_re * b_re - a_im * b_im, a_re * b_im + a_im * b_re],
+                     dim=-1)
+
+
+class Scorer(nn.Module):
+    """Base class of interaction functions (no parameters of their own).
+
+    Subclasses implement :meth:`compose` and set :attr:`distance` (and
+    :attr:`p` for distance-based scorers).
+    """
+
+    #: ``True`` for ``-||q - c||_p`` matching, ``False`` for ``q . c``.
+    distance: bool = False
+    p: float = 2.0
+    #: Whether entity vectors hold complex numbers (``dim`` must be even).
+    complex: bool = False
+
+    def relation_dim(self, dim: int) -> int:
+        """Size of a relation embedding for entity size ``dim``."""
+        return dim
+
+    def init_relations(self, weight: Tensor) -> None:
+        """Initialises a ``[R, relation_dim]`` relation table in place."""
+        nn.init.xavier_uniform_(weight)
+
+    def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
+        """The query for the missing ``side`` given entity ``e`` and relation
+        ``r`` (``[..., d]`` and ``[..., relation_dim]``, broadcasting)."""
+        raise NotImplementedError
+
+    def match(self, query: Tensor, candidate: Tensor) -> Tensor:
+        """Scores ``[...]`` of candidates ``[..., d]`` against queries
+        ``[..., d]`` (broadcasting)."""
+        if self.distance:
+            return -torch.linalg.vector_norm(query - candidate, ord=self.p,
+                                             dim=-1)
+        return (query * candidate).sum(dim=-1)
+
+    def match_all(self, query: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``[B, N]`` of all candidates ``[N, d]`` for queries
+        ``[B, d]``."""
+        if self.distance:
+            return -torch.cdist(query, candidates, p=self.p)
+        return query @ candidates.t()
+
+    def forward(self, head: Tensor, relation: Tensor, tail: Tensor) -> Tensor:
+        """Scores of triples; shapes broadcast, e.g. ``[B, 1, d]`` heads,
+        ``[B, 1, d_r]`` relations and ``[B, K, d]`` tails give ``[B, K]``."""
+        return self.match(self.compose(head, relation, "tail"), tail)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" if self.distance else ""
+
+
+class TransE(Scorer):
+    r"""TransE: :math:`-\|h + r - t\|_p` (Bordes et al., 2013)."""
+
+    distance = True
+
+    def __init__(self, p: float = 1.0) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
+        return e + r if side == "tail" else e - r
+
+
+class DistMult(Scorer):
+    r"""DistMult: :math:`\langle h, r, t \rangle` (Yang et al., 2015)."""
+
+    def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
+        return e * r
+
+
+class ComplEx(Scorer):
+    r"""ComplEx: :math:`\mathrm{Re}\langle h, r, \bar t\rangle`
+    (Trouillon et al., 2016). The relation is a complex vector."""
+
+    complex = True
+
+    def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
+        # tail query h*r; head query conj(r)*t, since
+        # Re<h, r, conj t> = Re<h, conj(conj(r) t)>.
+        return _complex_mul(e, r, conj_b=(side == "head"))
+
+
+class RotatE(Scorer):
+    r"""RotatE: :math:`-\|h \circ r - t\|_2` with :math:`|r_i| = 1`
+    (Sun et al., 2019). The relation is stored as ``d / 2`` phases."""
+
+    distance = True
+    complex = True
+
+    def relation_dim(self, dim: int) -> int:
+        return dim // 2
+
+    def init_relations(self, weight: Tensor) -> None:
+        nn.init.uniform_(weight, -math.pi, math.pi)
+
+    def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
+        # |r_i| = 1, so ||h*r - t|| = ||h - conj(r)*t||.
+        rotation = torch.cat([torch.cos(r), torch.sin(r)], dim=-1)
+        return _complex_mul(e, rotation, conj_b=(side == "head"))
+
+
+SCORERS: dict[str, type[Scorer]] = {
+    "transe": TransE, "distmult": DistMult, "complex": ComplEx,
+    "rotate": RotatE}
+
+
+def make_scorer(name: str, p: float = 1.0) -> Scorer:
+    """A scorer by name (``transe``, ``distmult``, ``complex``, ``rotate``);
+    ``p`` is the norm of TransE."""
+    key = name.lower()
+    if key not in SCORERS:
+        raise DHNSError(f"unknown scorer {name!r}; choose from "
+                         f"{', '.join(SCORERS)}")
+    return TransE(p) if key == "transe" else SCORERS[key]()

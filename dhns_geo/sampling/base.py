@@ -1,0 +1,53 @@
+"""The negative sampler interface shared by every sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dhns_geo.nn.model import EntityTable, KGCModel
+
+
+@dataclass
+class Negatives:
+    """A group of negatives for a batch of ``B`` positives.
+
+    The relation of each negative is its positive's.
+
+    Attributes:
+        head: ``[B, K]`` entity ids or ``[B, K, d]`` embeddings.
+        tail: ``[B, K]`` entity ids or ``[B, K, d]`` embeddings.
+        margin_factor: Scales the loss margin per negative; a float or a
+            tensor broadcastable to ``[B, K]``.
+        weight: Optional ``[B, K]`` weight per negative (``0`` ignores it,
+            e.g. a filtered false negative).
+        loss_weight: Weight of this group's loss in the total loss.
+    """
+
+    head: Tensor
+    tail: Tensor
+    margin_factor: Tensor | float = 1.0
+    weight: Tensor | None = None
+    loss_weight: float = 1.0
+
+
+class NegativeSampler(nn.Module):
+    """Base class: ``sample`` returns groups of :class:`Negatives`.
+
+    Samplers are modules so that learned state (the DHNS generator and its
+    optimizer) is saved and restored with checkpoints.
+    """
+
+    def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
+               generator: torch.Generator) -> list[Negatives]:
+        """Negatives of ``positives``.
+
+        Args:
+            positives: ``[B, 3]`` ``(head, relation, tail)`` ids.
+            model: The KGC model being trained.
+            table: Its entity table of the current step.
+            generator: The random generator to draw from (for determinism).
+        """
+        raise NotImplementedError

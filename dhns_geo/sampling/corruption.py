@@ -1,0 +1,104 @@
+"""Uniform and Bernoulli corruption of heads or tails."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dhns_geo.data.filter import FilterIndex
+from dhns_geo.nn.model import EntityTable, KGCModel
+from dhns_geo.sampling.base import NegativeSampler, Negatives
+
+
+def bernoulli_head_prob(triples: Tensor, num_relations: int) -> Tensor:
+    """Per-relation probability of corrupting the head (Wang et al., 2014):
+    ``tph / (tph + hpt)``, 0.5 for relations without triples.
+
+    Args:
+        triples: ``[E, 3]`` training triples.
+
+    Returns:
+        ``[R]`` probabilities.
+    """
+    h, r, t = triples.unbind(dim=1)
+    count = torch.bincount(r, minlength=num_relations).float()
+    n = int(triples.max()) + 1
+    hr = torch.unique(r * n + h) // n
+    rt = torch.unique(r * n + t) // n
+    tph = count / torch.bincount(hr, minlength=num_relations).clamp(min=1)
+    hpt = count / torch.bincount(rt, minlength=num_relations).clamp(min=1)
+    prob = tph / (tph + hpt)
+    return torch.where(count > 0, prob, torch.full_like(prob, 0.5))
+
+
+class CorruptionSampler(NegativeSampler):
+    """Replaces the head or the tail of each positive by a random entity.
+
+    Args:
+        num_entities: ``N``.
+        num_negatives: ``K`` negatives per positive.
+        head_prob: ``[R]`` probability of corrupting the head per relation.
+        filter_index: If given, negatives that are known true triples are
+            redrawn (up to ``filter_rounds`` times) and otherwise get weight 0.
+        filter_rounds: Redraw rounds for filtered negatives.
+    """
+
+    def __init__(self, num_entities: int, num_negatives: int,
+                 head_prob: Tensor, filter_index: FilterIndex | None = None,
+                 filter_rounds: int = 3) -> None:
+        super().__init__()
+        self.num_entities, self.num_negatives = num_entities, num_negatives
+        self.register_buffer("head_prob", head_prob.float(), persistent=False)
+        self.filter_index = filter_index
+        self.filter_rounds = filter_rounds
+
+    def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
+               generator: torch.Generator) -> list[Negatives]:
+        h, r, t = positives.unbind(dim=1)
+        shape = (positives.size(0), self.num_negatives)
+        device = positives.device
+        is_head = torch.rand(shape, generator=generator, device=device) \
+            < self.head_prob[r].unsqueeze(1)
+        heads, tails = h.unsqueeze(1).expand(shape), t.unsqueeze(1).expand(shape)
+        drawn = torch.randint(0, self.num_entities, shape, generator=generator,
+                              device=device)
+        weight = None
+        if self.filter_index is not None:
+            rel = r.unsqueeze(1).expand(shape)
+
+            def known(drawn: Tensor) -> Tensor:
+                return self.filter_index.contains(
+                    torch.where(is_head, drawn, heads), rel,
+                    torch.where(is_head, tails, drawn))
+
+            false = known(drawn)
+            for _ in range(self.filter_rounds):
+                redraw = torch.randint(0, self.num_entities, shape,
+                                       generator=generator, device=device)
+                drawn = torch.where(false, redraw, drawn)
+                false = known(drawn)
+            weight = (~false).float()
+        return [Negatives(head=torch.where(is_head, drawn, heads),
+                          tail=torch.where(is_head, tails, drawn),
+                          weight=weight)]
+
+
+class UniformSampler(CorruptionSampler):
+    """Corrupts head or tail with probability 1/2 each."""
+
+    def __init__(self, num_entities: int, num_relations: int,
+                 num_negatives: int, filter_index: FilterIndex | None = None
+                 ) -> None:
+        super().__init__(num_entities, num_negatives,
+                         torch.full((num_relations,), 0.5), filter_index)
+
+
+class BernoulliSampler(CorruptionSampler):
+    """Corrupts the head with the per-relation Bernoulli probability."""
+
+    def __init__(self, num_entities: int, train_triples: Tensor,
+                 num_relations: int, num_negatives: int,
+                 filter_index: FilterIndex | None = None) -> None:
+        super().__init__(num_entities, num_negatives,
+                         bernoulli_head_prob(train_triples, num_relations),
+                         filter_index)

@@ -1,0 +1,336 @@
+"""A generic PyG link-prediction training loop for KGC models.
+
+Batches of training triples -> sampler -> loss -> Adam, with evaluation on
+valid every ``eval_every`` epochs, early stopping on valid MRR, and atomic
+checkpoints that make an interrupted run resumable to the same result.
+
+Files of a run folder::
+
+    config.json   the TrainConfig and dataset facts (written by run_training)
+    model.pt      best model (and sampler) state by valid MRR
+    last.pt       last epoch: model, optimizer, sampler, RNG and loop state
+    history.csv   epoch, loss, triples_per_s, seconds, valid_mrr
+    metrics.json  {"valid": ..., "test": ..., "best_epoch": ...}
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from dhns_geo.config import (TrainConfig, build_loss, build_model,
+                             build_sampler, resolve_device)
+from dhns_geo.data import (build_filter_index, num_entities, num_relations,
+                           split_triples)
+from dhns_geo.data.filter import FilterIndex
+from dhns_geo.errors import DHNSError
+from dhns_geo.evaluation import evaluate_link_prediction
+from dhns_geo.losses import KGELoss
+from dhns_geo.nn import KGCModel
+from dhns_geo.sampling import NegativeSampler
+
+HISTORY_FIELDS = ["epoch", "loss", "triples_per_s", "seconds", "valid_mrr"]
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains a :class:`KGCModel` with a sampler and a loss.
+
+    Args:
+        model: The model (moved to ``device``).
+        sampler: Any :class:`NegativeSampler`.
+        loss: The loss.
+        data: The MMKG (train triples are read from its edges).
+        config: Optimisation settings (lr, epochs, batch size, ...).
+        device: Where to train.
+        filter_index: All true triples (built from ``data`` when omitted).
+        log: Receives one line per epoch / evaluation.
+        progress: Show a progress bar (default: when stderr is a terminal).
+    """
+
+    def __init__(self, model: KGCModel, sampler: NegativeSampler,
+                 loss: KGELoss, data: HeteroData, config: TrainConfig,
+                 device: torch.device, filter_index: FilterIndex | None = None,
+                 log: Callable[[str], None] | None = None,
+                 progress: bool | None = None) -> None:
+        self.config, self.device = config, device
+        if config.deterministic:
+            # Scatter-adds in embedding backward are otherwise reordered
+            # across threads, so the same seed drifts in the last bits.
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = model.to(device)
+        self.sampler = sampler.to(device)
+        self.loss = loss
+        self.data = data
+        self.train_triples = split_triples(data, "train").to(device)
+        filter_index = filter_index or build_filter_index(data)
+        self.filter_index = filter_index.to(device)
+        if hasattr(self.sampler, "filter_index") and self.sampler.filter_index is not None:
+            self.sampler.filter_index = self.filter_index
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.log = log or (lambda line: print(line, file=sys.stderr))
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.epoch = 0
+        self.best_mrr = float("-inf")
+        self.best_epoch = 0
+        self.bad_evals = 0
+        self.history: list[dict[str, Any]] = []
+        self._best_state: dict | None = None
+
+    # -- one epoch ---------------------------------------------------------
+    def _regularization(self, *embeddings: Tensor) -> Tensor:
+        p = 2 if self.config.regularizer == "l2" else 3
+        return sum(e.abs().pow(p).sum(dim=-1).mean() for e in embeddings)
+
+    def train_step(self, batch: Tensor) -> float:
+        """One optimisation step on ``[B, 3]`` positives; returns the loss."""
+        model, config = self.model, self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        table = model.encode()
+        h, r, t = batch.unbind(dim=1)
+        head, tail, rel = table.fused(h), table.fused(t), model.relations(r)
+        pos = model.scorer(head, rel, tail)
+        loss = pos.new_zeros(())
+        groups = self.sampler.sample(batch, model, table, self.generator)
+        for neg in groups:
+            scores = model.scorer(table.entity(neg.head), rel.unsqueeze(1),
+                                  table.entity(neg.tail))
+            loss = loss + neg.loss_weight * self.loss(
+                pos, scores, neg.margin_factor, neg.weight)
+        if config.regularizer != "none" and config.reg_weight > 0:
+            loss = loss + config.reg_weight * self._regularization(head, tail, rel)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the shuffled training triples."""
+        self.model.train()
+        num = self.train_triples.size(0)
+        perm = torch.randperm(num, generator=self.generator, device=self.device)
+        bs = self.config.batch_size
+        start_time, total = time.perf_counter(), 0.0
+        bar = tqdm(total=num, unit="triple", unit_scale=True, leave=False,
+                   desc=f"epoch {self.epoch + 1}", disable=not self.progress)
+        for start in range(0, num, bs):
+            batch = self.train_triples[perm[start:start + bs]]
+            loss = self.train_step(batch)
+            total += loss * batch.size(0)
+            bar.update(batch.size(0))
+            bar.set_postfix(loss=f"{loss:.4f}")
+        bar.close()
+        seconds = time.perf_counter() - start_time
+        return {"loss": total / num, "triples_per_s": num / seconds,
+                "seconds": seconds}
+
+    # -- evaluation --------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str = "valid") -> dict:
+        """Filtered link prediction on ``split`` with the current model."""
+        self.model.eval()
+        return evaluate_link_prediction(
+            self.model.score_all_fn(), split_triples(self.data, split),
+            self.filter_index, self.config.eval_batch_size, self.device)
+
+    # -- checkpoints -------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(),
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "loop": {"epoch": self.epoch, "best_mrr": self.best_mrr,
+                         "best_epoch": self.best_epoch,
+                         "bad_evals": self.bad_evals,
+                         "history": self.history}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        loop = state["loop"]
+        self.epoch, self.best_mrr = loop["epoch"], loop["best_mrr"]
+        self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]
+        self.history = loop["history"]
+
+    def _best(self) -> dict[str, Any]:
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "sampler": copy.deepcopy(self.sampler.state_dict()),
+                "epoch": self.epoch}
+
+    def _write_history(self, run_dir: Path) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_text(buf.getvalue(), run_dir / "history.csv")
+
+    # -- the loop ----------------------------------------------------------
+    def fit(self, run_dir: Path | None = None, resume: bool = False,
+            callbacks: Iterable[Callable[["Trainer", dict], None]] = ()) -> dict:
+        """Trains until ``config.epochs`` or early stopping, then evaluates
+        the best model on valid and test.
+
+        Args:
+            run_dir: Folder for checkpoints and logs (none written if None).
+            resume: Continue from ``run_dir/last.pt``.
+            callbacks: Called as ``callback(trainer, epoch_record)`` after
+                every epoch (after its checkpoint is written).
+
+        Returns:
+            ``{"valid": metrics, "test": metrics, "best_epoch": int}``.
+        """
+        config = self.config
+        if resume:
+            if run_dir is None or not (run_dir / "last.pt").is_file():
+                raise DHNSError(f"{run_dir}: nothing to resume (no last.pt)")
+            self.load_state_dict(torch.load(run_dir / "last.pt",
+                                            map_location=self.device,
+                                            weights_only=False))
+            self.log(f"resumed after epoch {self.epoch}")
+        stopped = self.bad_evals >= config.patience
+        while self.epoch < config.epochs and not stopped:
+            record = self.train_epoch()
+            self.epoch += 1
+            record = {"epoch": self.epoch, **record, "valid_mrr": ""}
+            line = (f"epoch {self.epoch}/{config.epochs} loss {record['loss']:.4f} "
+                    f"{record['triples_per_s']:,.0f} triples/s")
+            if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
+                mrr = self.evaluate("valid")["mrr"]
+                record["valid_mrr"] = mrr
+                line += f" valid_mrr {mrr:.4f}"
+                if mrr > self.best_mrr:
+                    self.best_mrr, self.best_epoch, self.bad_evals = mrr, self.epoch, 0
+                    best = self._best()
+                    if run_dir is not None:
+                        atomic_save(best, run_dir / "model.pt")
+                    else:
+                        self._best_state = best
+                else:
+                    self.bad_evals += 1
+                    stopped = self.bad_evals >= config.patience
+                    if stopped:
+                        line += f" (early stop: no gain in {config.patience} evaluations)"
+            self.history.append(record)
+            if run_dir is not None:
+                atomic_save(self.state_dict(), run_dir / "last.pt")
+                self._write_history(run_dir)
+            self.log(line)
+            for callback in callbacks:
+                callback(self, record)
+        return self._finish(run_dir)
+
+    def _finish(self, run_dir: Path | None) -> dict:
+        best = (torch.load(run_dir / "model.pt", map_location=self.device,
+                           weights_only=False)
+                if run_dir is not None and (run_dir / "model.pt").is_file()
+                else self._best_state)
+        if best is not None:
+            self.model.load_state_dict(best["model"])
+            self.sampler.load_state_dict(best["sampler"])
+        metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
+                   "best_epoch": self.best_epoch}
+        if run_dir is not None:
+            atomic_write_text(json.dumps(metrics, indent=2), run_dir / "metrics.json")
+        return metrics
+
+
+def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path) -> None:
+    """Writes ``config.json``: the config and the dataset facts it needs."""
+    payload = {"config": config.to_dict(),
+               "data": {"num_entities": num_entities(data),
+                        "num_relations": num_relations(data),
+                        "feature_sources": dict(data.feature_sources or {})
+                        if config.features == "auto" else {}}}
+    atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
+
+
+def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """Reads ``config.json`` of a run folder."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DHNSError(f"{run_dir}: not a run folder (no config.json)")
+    payload = json.loads(path.read_text())
+    return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
+
+
+def load_dataset_for(config: TrainConfig) -> HeteroData:
+    from dhns_geo.datasets import load_dataset
+    return load_dataset(config.dataset, config.root, seed=config.seed)
+
+
+def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
+                 log: Callable[[str], None] | None = None,
+                 progress: bool | None = None,
+                 callbacks: Iterable[Callable[[Trainer, dict], None]] = ()) -> dict:
+    """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
+    metrics of the best model."""
+    run_dir = Path(run_dir)
+    if resume:
+        config, _ = read_run_config(run_dir)
+    elif (run_dir / "last.pt").exists():
+        raise DHNSError(f"{run_dir} already holds a run; use --resume to "
+                        "continue it or choose another --out")
+    data = load_dataset_for(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_run_config(config, data, run_dir)
+    device = resolve_device(config.device)
+    filter_index = build_filter_index(data)
+    trainer = Trainer(build_model(config, data),
+                      build_sampler(config, data, filter_index),
+                      build_loss(config), data, config, device, filter_index,
+                      log=log, progress=progress)
+    return trainer.fit(run_dir, resume=resume, callbacks=callbacks)
+
+
+def load_run(run_dir: Path, device: str | None = None,
+             which: str = "model.pt") -> tuple[TrainConfig, HeteroData, KGCModel, dict]:
+    """Rebuilds the model of a run folder with its best (or last) weights.
+
+    Returns:
+        ``(config, data, model, checkpoint)``.
+    """
+    run_dir = Path(run_dir)
+    config, facts = read_run_config(run_dir)
+    data = load_dataset_for(config)
+    if (num_entities(data), num_relations(data)) != (facts["num_entities"],
+                                                     facts["num_relations"]):
+        raise DHNSError(f"{run_dir}: the dataset {config.dataset!r} no longer "
+                        "matches the run (entity or relation count changed)")
+    path = run_dir / which
+    if not path.is_file():
+        raise DHNSError(f"{path}: checkpoint not found")
+    dev = resolve_device(device or config.device)
+    model = build_model(config, data).to(dev)
+    checkpoint = torch.load(path, map_location=dev, weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return config, data, model, checkpoint

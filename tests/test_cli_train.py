@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from dhns_geo.cli.main import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_train_then_eval(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("dim: 16\nepochs: 3\nnum-negatives: 4\n")
+    code, out, _ = run(["train", "--config", str(tmp_path / "c.yaml"),
+                        "--epochs", "2", "--out", str(tmp_path / "run"),
+                        "--no-progress"], capsys)
+    assert code == 0 and "run folder:" in out
+    for name in ("config.json", "model.pt", "last.pt", "metrics.json", "history.csv"):
+        assert (tmp_path / "run" / name).is_file()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (config["dim"], config["epochs"], config["num_negatives"]) == (16, 2, 4)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+    code, out, _ = run(["eval", str(tmp_path / "run"), "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["mrr"] == pytest.approx(saved["test"]["mrr"])
+    code, out, _ = run(["eval", str(tmp_path / "run"), "--split", "valid"], capsys)
+    assert code == 0 and "valid (" in out and "features: visual" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--scorer", "foo", "--epochs", "1"], "unknown scorer 'foo'"),
+    (["train", "--config", "/no/such.yaml"], "config file not found"),
+    (["eval", "/no/such/run"], "not a run folder"),
+    (["train", "--epochs", "many"], "Invalid value for '--epochs'"),
+])
+def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
+    code, _, err = run(argv + ["--out", str(tmp_path / "r")] if argv[0] == "train"
+                       else argv, capsys)
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,130 @@
+import pytest
+import torch
+from torch_geometric.nn import kge
+
+from dhns_geo.nn import (ComplEx, DistMult, KGCModel, ModalityFusion,
+                         MultimodalEntityEmbedding, RGCNEncoder, RotatE,
+                         TransE, make_scorer)
+
+N, R, D, B = 20, 4, 8, 6
+
+
+def triples():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, N, (B,), generator=g),
+            torch.randint(0, R, (B,), generator=g),
+            torch.randint(0, N, (B,), generator=g))
+
+
+def pyg_and_ours(name):
+    torch.manual_seed(0)
+    h, r, t = triples()
+    if name == "transe":
+        m = kge.TransE(N, R, D, p_norm=1.0)
+        ent = torch.nn.functional.normalize(m.node_emb.weight, p=1.0, dim=-1)
+        return m(h, r, t), TransE(1.0)(ent[h], m.rel_emb.weight[r], ent[t])
+    if name == "distmult":
+        m = kge.DistMult(N, R, D)
+        e, rel = m.node_emb.weight, m.rel_emb.weight
+        return m(h, r, t), DistMult()(e[h], rel[r], e[t])
+    if name == "complex":
+        m = kge.ComplEx(N, R, D)
+        e = torch.cat([m.node_emb.weight, m.node_emb_im.weight], dim=-1)
+        rel = torch.cat([m.rel_emb.weight, m.rel_emb_im.weight], dim=-1)
+        return m(h, r, t), ComplEx()(e[h], rel[r], e[t])
+    m = kge.RotatE(N, R, D, margin=3.0)
+    e = torch.cat([m.node_emb.weight, m.node_emb_im.weight], dim=-1)
+    return m(h, r, t) - 3.0, RotatE()(e[h], m.rel_emb.weight[r], e[t])
+
+
+@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate"])
+def test_scorers_match_pyg_kge(name):
+    expected, ours = pyg_and_ours(name)
+    assert torch.allclose(ours, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate"])
+def test_head_and_tail_queries_and_match_all_agree(name):
+    scorer = make_scorer(name, p=2.0)
+    torch.manual_seed(1)
+    ent = torch.randn(N, D)
+    rel = torch.randn(R, scorer.relation_dim(D))
+    h, r, t = triples()
+    direct = scorer(ent[h], rel[r], ent[t])
+    via_head = scorer.match(scorer.compose(ent[t], rel[r], "head"), ent[h])
+    assert torch.allclose(direct, via_head, atol=1e-5)
+    # Broadcasting [B, 1, d] against [1, N, d] equals match_all.
+    for side, known, target in (("tail", h, t), ("head", t, h)):
+        query = scorer.compose(ent[known], rel[r], side)
+        full = scorer.match_all(query, ent)
+        assert full.shape == (B, N)
+        assert torch.allclose(full, scorer.match(query[:, None], ent[None]), atol=1e-4)
+        assert torch.allclose(full[torch.arange(B), target], direct, atol=1e-4)
+
+
+def test_fusion_masks_missing_modalities():
+    torch.manual_seed(0)
+    fusion = ModalityFusion(D)
+    x = torch.randn(5, 3, D)
+    mask = torch.tensor([[True, True, True], [True, False, True],
+                         [True, False, False], [True, True, False],
+                         [True, True, True]])
+    out = fusion(x, mask)
+    assert out.shape == (5, D)
+    # Row 1 equals fusing only its structural and textual embeddings.
+    assert torch.allclose(out[1], fusion(x[1:2, [0, 2]])[0], atol=1e-6)
+    # Row 2 has only the structural modality.
+    assert torch.allclose(out[2], x[2, 0], atol=1e-6)
+    # A masked-out modality does not influence the result.
+    x2 = x.clone()
+    x2[1, 1] += 100
+    assert torch.allclose(fusion(x2, mask)[1], out[1])
+    assert not torch.allclose(fusion(x2, torch.ones_like(mask))[1], out[1])
+
+
+def test_entity_embedding_with_features_and_without():
+    x = torch.randn(N, 5)
+    mask = torch.arange(N) % 3 != 0
+    emb = MultimodalEntityEmbedding(N, D, {"visual": (x, mask)})
+    out, m = emb(torch.tensor([[0, 1], [2, 3]]))
+    assert out.shape == (2, 2, 2, D) and m.shape == (2, 2, 2)
+    assert m[0, 0].tolist() == [True, False] and m[0, 1].tolist() == [True, True]
+    assert "visual_x" not in emb.state_dict()  # features are not checkpointed
+    plain, m = MultimodalEntityEmbedding(N, D)(None)
+    assert plain.shape == (N, 1, D) and m.all()
+
+
+def test_rgcn_encoder_uses_the_graph():
+    torch.manual_seed(0)
+    enc = RGCNEncoder(D, R, num_layers=2, num_bases=2)
+    x = torch.randn(N, D, requires_grad=True)
+    ei = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    et = torch.tensor([0, 1, 2])
+    from dhns_geo.nn import add_inverse_edges
+    ei2, et2 = add_inverse_edges(ei, et, R)
+    assert ei2.tolist() == [[0, 1, 2, 1, 2, 3], [1, 2, 3, 0, 1, 2]]
+    assert et2.tolist() == [0, 1, 2, 4, 5, 6]
+    out = enc(x, ei2, et2)
+    assert out.shape == (N, D)
+    out.sum().backward()
+    assert x.grad is not None and enc.convs[0].weight.grad is not None
+    # Entity 10 has no edges: only the root weight acts on it; changing an
+    # edge changes the encoding of its endpoints.
+    other = enc(x, ei2[:, :2], et2[:2])
+    assert not torch.allclose(out[3], other[3])
+    assert torch.allclose(out[10], other[10])
+
+
+def test_model_with_encoder_scores_ids_and_embeddings():
+    model = KGCModel(N, R, D, RotatE(), encoder=RGCNEncoder(D, R),
+                     edge_index=torch.tensor([[0, 1], [1, 2]]),
+                     edge_type=torch.tensor([0, 1]))
+    table = model.encode()
+    h, r, t = triples()
+    by_id = model(h, r, t, table)
+    by_emb = model(table.fused(h), r, table.fused(t), table)
+    assert torch.allclose(by_id, by_emb)
+    negatives = model(h[:, None], r[:, None], torch.randint(0, N, (B, 7)), table)
+    assert negatives.shape == (B, 7)
+    with pytest.raises(ValueError, match="even dim"):
+        KGCModel(N, R, 7, ComplEx())

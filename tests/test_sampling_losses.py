@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from dhns_geo.data import FilterIndex
+from dhns_geo.losses import KGELoss
+from dhns_geo.nn import KGCModel, DistMult
+from dhns_geo.sampling import (BernoulliSampler, UniformSampler,
+                               bernoulli_head_prob)
+
+N, R = 50, 3
+
+
+def positives(b=64):
+    g = torch.Generator().manual_seed(0)
+    return torch.stack([torch.randint(0, N, (b,), generator=g),
+                        torch.randint(0, R, (b,), generator=g),
+                        torch.randint(0, N, (b,), generator=g)], dim=1)
+
+
+def sample(sampler, pos, seed=0):
+    model = KGCModel(N, R, 4, DistMult())
+    g = torch.Generator().manual_seed(seed)
+    neg, = sampler.sample(pos, model, model.encode(), g)
+    return neg
+
+
+def test_uniform_corrupts_exactly_one_side():
+    pos = positives()
+    neg = sample(UniformSampler(N, R, 100), pos)
+    assert neg.head.shape == neg.tail.shape == (64, 100)
+    same_head = neg.head == pos[:, :1]
+    same_tail = neg.tail == pos[:, 2:]
+    assert (same_head | same_tail).all()
+    head_corrupted = (~same_head).float().mean()
+    assert 0.4 < head_corrupted < 0.6
+    # Deterministic for a given generator seed.
+    assert torch.equal(neg.head, sample(UniformSampler(N, R, 100), pos).head)
+    assert not torch.equal(neg.head, sample(UniformSampler(N, R, 100), pos, 1).head)
+
+
+def test_bernoulli_probabilities_by_hand():
+    # Relation 0: one head with 4 tails (1-to-N): tph 4, hpt 1 -> p_head 0.8.
+    # Relation 1: 4 heads into one tail (N-to-1): tph 1, hpt 4 -> 0.2.
+    # Relation 2: no triples -> 0.5.
+    triples = torch.tensor([[0, 0, 1], [0, 0, 2], [0, 0, 3], [0, 0, 4],
+                            [1, 1, 9], [2, 1, 9], [3, 1, 9], [4, 1, 9]])
+    prob = bernoulli_head_prob(triples, 3)
+    assert torch.allclose(prob, torch.tensor([0.8, 0.2, 0.5]))
+    sampler = BernoulliSampler(N, triples, 3, 2000)
+    pos = torch.tensor([[0, 0, 1]])
+    neg = sample(sampler, pos)
+    assert 0.75 < (neg.head != 0).float().mean() < 0.85
+
+
+def test_filtering_removes_known_true_triples():
+    # Relation 0 links head 0 to every tail but 7: a corrupted tail is almost
+    # always a known triple.
+    truth = torch.tensor([[0, 0, t] for t in range(N) if t != 7])
+    index = FilterIndex(truth, N, R)
+    sampler = UniformSampler(N, R, 50, filter_index=index)
+    sampler.head_prob.fill_(0.0)  # always corrupt the tail
+    neg = sample(sampler, torch.tensor([[0, 0, 1]]))
+    kept = neg.weight.bool()
+    assert kept.any() and (neg.tail[kept] == 7).all()
+    assert not index.contains(neg.head[kept], torch.zeros_like(neg.head[kept]),
+                              neg.tail[kept]).any()
+
+
+def test_margin_loss_by_hand():
+    loss = KGELoss("margin", margin=1.0)
+    pos, neg = torch.tensor([1.0]), torch.tensor([[0.5, 2.0]])
+    assert loss(pos, neg).item() == pytest.approx((0.5 + 2.0) / 2)
+    assert loss(pos, neg, weight=torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
+    factors = torch.tensor([[0.5, 1.0]])
+    assert loss(pos, neg, margin_factor=factors).item() == pytest.approx((0.0 + 2.0) / 2)
+
+
+def test_softplus_and_self_adversarial_by_hand():
+    sp = torch.nn.functional.softplus
+    pos, neg = torch.tensor([-1.0]), torch.tensor([[-3.0, -1.0]])
+    gamma = 2.0
+    plain = KGELoss("softplus", margin=gamma)(pos, neg)
+    expected = (sp(torch.tensor(-(gamma - 1.0))) +
+                (sp(torch.tensor(gamma - 3.0)) + sp(torch.tensor(gamma - 1.0))) / 2) / 2
+    assert plain.item() == pytest.approx(expected.item())
+    adv = KGELoss("self-adversarial", margin=gamma, temperature=1.0)(pos, neg)
+    w = torch.softmax(torch.tensor([-3.0, -1.0]), 0)
+    expected = (sp(torch.tensor(-(gamma - 1.0))) +
+                w[0] * sp(torch.tensor(gamma - 3.0)) + w[1] * sp(torch.tensor(gamma - 1.0))) / 2
+    assert adv.item() == pytest.approx(expected.item())
+    # Adversarial weights are not differentiated through.
+    neg = neg.clone().requires_grad_()
+    KGELoss("self-adversarial", margin=gamma)(pos, neg).backward()
+    assert torch.allclose(neg.grad, (w * torch.sigmoid(gamma + neg.detach()) / 2))
+
+
+def test_unknown_loss():
+    from dhns_geo.errors import DHNSError
+    with pytest.raises(DHNSError, match="unknown loss"):
+        KGELoss("hinge")
