@@ -159,7 +159,9 @@ def build_sampler(config: TrainConfig, data: HeteroData,
     base = UniformSampler(n, r, config.num_negatives, index)
     if config.sampler == "dhns":
         from dhns_geo.diffusion import DHNSSampler
-        return DHNSSampler.from_config(config, base)
+        modalities = 1 + (len(modality_features(data))
+                          if config.features == "auto" else 0)
+        return DHNSSampler.from_config(config, base, modalities)
     return base
 
 

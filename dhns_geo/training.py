@@ -89,8 +89,6 @@ class Trainer:
         self.train_triples = split_triples(data, "train").to(device)
         filter_index = filter_index or build_filter_index(data)
         self.filter_index = filter_index.to(device)
-        if hasattr(self.sampler, "filter_index") and self.sampler.filter_index is not None:
-            self.sampler.filter_index = self.filter_index
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.log = log or (lambda line: print(line, file=sys.stderr))
@@ -118,8 +116,7 @@ class Trainer:
         loss = pos.new_zeros(())
         groups = self.sampler.sample(batch, model, table, self.generator)
         for neg in groups:
-            scores = model.scorer(table.entity(neg.head), rel.unsqueeze(1),
-                                  table.entity(neg.tail))
+            scores = model.score_negatives(head, rel, tail, neg, table)
             loss = loss + neg.loss_weight * self.loss(
                 pos, scores, neg.margin_factor, neg.weight)
         if config.regularizer != "none" and config.reg_weight > 0:
@@ -303,7 +300,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     if not resume:
         write_run_config(config, data, run_dir)
     device = resolve_device(config.device)
-    filter_index = build_filter_index(data)
+    filter_index = build_filter_index(data).to(device)
     trainer = Trainer(build_model(config, data),
                       build_sampler(config, data, filter_index),
                       build_loss(config), data, config, device, filter_index,

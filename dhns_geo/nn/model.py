@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -10,6 +10,9 @@ from torch import Tensor, nn
 from dhns_geo.nn.encoder import RGCNEncoder, add_inverse_edges
 from dhns_geo.nn.fusion import ModalityFusion, MultimodalEntityEmbedding
 from dhns_geo.nn.scorers import Scorer
+
+if TYPE_CHECKING:
+    from dhns_geo.sampling.base import Negatives
 
 
 class EntityTable:
@@ -100,6 +103,27 @@ class KGCModel(nn.Module):
         table = table if table is not None else self.encode()
         return self.scorer(table.entity(head), self.relations(relation),
                            table.entity(tail))
+
+    def score_negatives(self, head: Tensor, relation: Tensor, tail: Tensor,
+                        negatives: "Negatives", table: EntityTable) -> Tensor:
+        """Scores ``[B, K]`` of a group of negatives of ``B`` positives.
+
+        Args:
+            head, tail: ``[B, d]`` embeddings of the positives.
+            relation: ``[B, d_r]`` relation embeddings of the positives.
+            negatives: A :class:`~dhns_geo.sampling.Negatives` group.
+        """
+        if negatives.corrupted_head is None:
+            return self.scorer(table.entity(negatives.head),
+                               relation.unsqueeze(1),
+                               table.entity(negatives.tail))
+        flag = negatives.corrupted_head
+        candidates = table.entity(torch.where(flag, negatives.head,
+                                              negatives.tail))
+        queries = torch.stack([self.scorer.compose(head, relation, "tail"),
+                               self.scorer.compose(tail, relation, "head")], 1)
+        scores = self.scorer.match_candidates(queries, candidates)  # [B, K, 2]
+        return torch.where(flag, scores[..., 1], scores[..., 0])
 
     @torch.no_grad()
     def score_all_fn(self) -> Callable[[Tensor, Tensor, str], Tensor]:

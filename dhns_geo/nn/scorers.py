@@ -84,6 +84,19 @@ class Scorer(nn.Module):
             return -torch.cdist(query, candidates, p=self.p)
         return query @ candidates.t()
 
+    def match_candidates(self, query: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``[B, K, Q]`` of per-row candidates ``[B, K, d]`` against
+        per-row queries ``[B, Q, d]``, by batched matrix products (never a
+        ``[B, K, Q, d]`` tensor)."""
+        if self.distance and self.p != 2:
+            return self.match(query.unsqueeze(1), candidates.unsqueeze(2))
+        dots = torch.bmm(candidates, query.transpose(1, 2))
+        if not self.distance:
+            return dots
+        sq = torch.linalg.vector_norm(candidates, dim=-1, keepdim=True).square() \
+            + (query * query).sum(-1).unsqueeze(1) - 2 * dots
+        return -sq.clamp_min(1e-12).sqrt()
+
     def forward(self, head: Tensor, relation: Tensor, tail: Tensor) -> Tensor:
         """Scores of triples; shapes broadcast, e.g. ``[B, 1, d]`` heads,
         ``[B, 1, d_r]`` relations and ``[B, K, d]`` tails give ``[B, K]``."""

@@ -24,6 +24,10 @@ class Negatives:
         weight: Optional ``[B, K]`` weight per negative (``0`` ignores it,
             e.g. a filtered false negative).
         loss_weight: Weight of this group's loss in the total loss.
+        corrupted_head: Optional ``[B, K]`` bool for negatives that differ
+            from their positive on one side only: ``True`` where the head was
+            replaced, ``False`` where the tail was. Lets the model compose
+            the positive's query once instead of once per negative.
     """
 
     head: Tensor
@@ -31,6 +35,7 @@ class Negatives:
     margin_factor: Tensor | float = 1.0
     weight: Tensor | None = None
     loss_weight: float = 1.0
+    corrupted_head: Tensor | None = None
 
 
 class NegativeSampler(nn.Module):

@@ -80,7 +80,7 @@ class CorruptionSampler(NegativeSampler):
             weight = (~false).float()
         return [Negatives(head=torch.where(is_head, drawn, heads),
                           tail=torch.where(is_head, tails, drawn),
-                          weight=weight)]
+                          weight=weight, corrupted_head=is_head)]
 
 
 class UniformSampler(CorruptionSampler):

@@ -1,0 +1,9 @@
+"""DiffHEG and the DHNS sampler."""
+
+from dhns_geo.diffusion.denoiser import (ConditionalDenoiser, GroupedLinear,
+                                         timestep_embedding)
+from dhns_geo.diffusion.dhns import DHNSSampler, DiffHEG, default_levels
+from dhns_geo.diffusion.schedule import DiffusionSchedule
+
+__all__ = ["ConditionalDenoiser", "GroupedLinear", "timestep_embedding",
+           "DHNSSampler", "DiffHEG", "default_levels", "DiffusionSchedule"]

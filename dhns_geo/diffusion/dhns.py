@@ -1,0 +1,247 @@
+"""DHNS: Diffusion-based Hierarchical Negative Sampling (Niu & Zhang, 2025).
+
+:class:`DiffHEG` is a conditional DDPM over per-modality entity embeddings;
+:class:`DHNSSampler` trains it on every batch and turns the embeddings it
+holds at several reverse-diffusion steps into negatives of graded hardness,
+each level with its own NTAT margin factor and loss weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dhns_geo.diffusion.denoiser import ConditionalDenoiser
+from dhns_geo.diffusion.schedule import DiffusionSchedule
+from dhns_geo.errors import DHNSError
+from dhns_geo.nn.model import EntityTable, KGCModel
+from dhns_geo.sampling.base import NegativeSampler, Negatives
+
+
+def default_levels(num_steps: int) -> list[int]:
+    """Hardness levels ``1, T/10, T/8, T/4, T/2`` (hardest first)."""
+    return [max(1, s) for s in (1, num_steps // 10, num_steps // 8,
+                                num_steps // 4, num_steps // 2)]
+
+
+class DiffHEG(nn.Module):
+    """Diffusion-based Hierarchical Embedding Generation.
+
+    Args:
+        num_modalities: ``M`` (structural, then feature modalities).
+        dim: Embedding size ``d``.
+        num_steps: Diffusion steps ``T``.
+        beta_start, beta_end: The linear beta schedule.
+    """
+
+    def __init__(self, num_modalities: int, dim: int, num_steps: int = 50,
+                 beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        super().__init__()
+        self.schedule = DiffusionSchedule(num_steps, beta_start, beta_end)
+        self.denoiser = ConditionalDenoiser(num_modalities, dim)
+
+    @property
+    def num_steps(self) -> int:
+        return self.schedule.num_steps
+
+    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator,
+             mask: Tensor | None = None) -> Tensor:
+        """L1 between true and predicted noise at uniform random steps.
+
+        Args:
+            x0: ``[M, n, d]`` clean embeddings.
+            cond: ``[M, n, d]`` conditions.
+            mask: ``[M, n]`` bool, rows that count (entities that have the
+                modality).
+        """
+        n = x0.size(1)
+        t = torch.randint(1, self.num_steps + 1, (n,), generator=generator,
+                          device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        pred = self.denoiser(self.schedule.q_sample(x0, t, noise), t, cond)
+        err = (pred - noise).abs().mean(dim=-1)
+        if mask is None:
+            return err.mean()
+        return (err * mask).sum() / mask.sum().clamp_min(1)
+
+    def step_grid(self, keep: Sequence[int], strided: bool) -> list[int]:
+        """Steps visited by the reverse chain, from ``T`` down to
+        ``min(keep)``: every step (DDPM), or only ``T`` and ``keep`` (DDIM)."""
+        low = min(keep)
+        if not strided:
+            return list(range(self.num_steps, low - 1, -1))
+        return sorted({self.num_steps, *keep}, reverse=True)
+
+    @torch.no_grad()
+    def sample(self, cond: Tensor, keep: Sequence[int],
+               generator: torch.Generator, strided: bool = True) -> dict[int, Tensor]:
+        """Runs the reverse chain from Gaussian noise and keeps ``x_t`` for
+        ``t`` in ``keep``.
+
+        Args:
+            cond: ``[M, n, d]`` conditions.
+            keep: Steps to keep (``1 <= t <= T``).
+            strided: DDIM steps over the kept steps only, instead of every
+                DDPM step.
+
+        Returns:
+            ``{t: [M, n, d]}``.
+        """
+        if not keep or min(keep) < 1 or max(keep) > self.num_steps:
+            raise DHNSError(f"levels must lie in [1, {self.num_steps}], got "
+                            f"{list(keep)}")
+        grid = self.step_grid(keep, strided)
+        x = torch.randn(cond.shape, generator=generator, device=cond.device)
+        out = {}
+        if grid[0] in keep:
+            out[grid[0]] = x
+        for i, t in enumerate(grid[:-1]):
+            steps = torch.full((cond.size(1),), t, device=cond.device)
+            eps = self.denoiser(x, steps, cond)
+            if strided:
+                x = self.schedule.ddim_step(x, t, grid[i + 1], eps)
+            else:
+                noise = torch.randn(x.shape, generator=generator, device=x.device)
+                x = self.schedule.ddpm_step(x, t, eps, noise)
+            if grid[i + 1] in keep:
+                out[grid[i + 1]] = x
+        return out
+
+
+class DHNSSampler(NegativeSampler):
+    """Hierarchical negatives from :class:`DiffHEG` plus a base sampler's.
+
+    On each batch the generator takes ``generator_steps`` Adam steps on the
+    (detached) modality embeddings of the positives, for the tail given
+    ``(h, r)`` and the head given ``(t, r)``; then it samples, and for every
+    level ``i`` with ``level_weights[i] > 0`` it emits three negatives per
+    positive, ``(h~, r, t)``, ``(h, r, t~)`` and ``(h~, r, t~)``, where ``h~``
+    and ``t~`` are the model's fusion of the generated modality embeddings
+    (detached). Their margin factor is ``margin_factors[i]`` and their loss
+    weight ``mu * level_weights[i] / #non-zero weights`` (NTAT).
+
+    Args:
+        base: The sampler of the ordinary negatives (e.g. uniform).
+        num_modalities: ``M`` of the model.
+        dim: Embedding size of the model.
+        num_steps: Diffusion steps ``T``.
+        levels: Hardness steps (default :func:`default_levels`).
+        level_weights: Loss weight per level.
+        margin_factors: Margin factor per level.
+        mu: Weight of the DHNS loss.
+        generator_steps: Generator updates per batch.
+        lr: Learning rate of the generator's Adam.
+        strided: DDIM sampling over the kept steps (fast) instead of the
+            full DDPM chain.
+    """
+
+    def __init__(self, base: NegativeSampler, num_modalities: int, dim: int,
+                 num_steps: int = 50, levels: Sequence[int] | None = None,
+                 level_weights: Sequence[float] = (0.0, 0.5, 1.0, 1.0, 0.5),
+                 margin_factors: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+                 mu: float = 0.01, generator_steps: int = 1, lr: float = 1e-3,
+                 strided: bool = True) -> None:
+        super().__init__()
+        levels = list(levels) if levels is not None else default_levels(num_steps)
+        if not len(levels) == len(level_weights) == len(margin_factors):
+            raise DHNSError("levels, level weights and margin factors must "
+                            f"have the same length, got {len(levels)}, "
+                            f"{len(level_weights)}, {len(margin_factors)}")
+        if min(levels) < 1 or max(levels) > num_steps:
+            raise DHNSError(f"levels must lie in [1, {num_steps}], got {levels}")
+        if not any(w > 0 for w in level_weights):
+            raise DHNSError("at least one level weight must be positive")
+        self.base = base
+        self.diffheg = DiffHEG(num_modalities, dim, num_steps)
+        self.levels, self.level_weights = levels, list(level_weights)
+        self.margin_factors = list(margin_factors)
+        self.mu, self.generator_steps, self.strided = mu, generator_steps, strided
+        self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr)
+
+    @classmethod
+    def from_config(cls, config: Any, base: NegativeSampler,
+                    num_modalities: int) -> "DHNSSampler":
+        return cls(base, num_modalities, config.dim, config.dhns_steps,
+                   config.dhns_levels, config.dhns_level_weights,
+                   config.dhns_margin_factors, config.dhns_mu,
+                   config.dhns_generator_steps, config.dhns_lr,
+                   config.dhns_sampling == "strided")
+
+    # The generator's optimizer is part of the sampler's state dict.
+    def get_extra_state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    @staticmethod
+    def _inputs(positives: Tensor, model: KGCModel,
+                table: EntityTable) -> tuple[Tensor, Tensor, Tensor]:
+        """Targets, conditions ``[M, 2B, d]`` and mask ``[M, 2B]``: the
+        first ``B`` rows are tails given ``(h, r)``, the last ``B`` heads
+        given ``(t, r)``."""
+        h, r, t = positives.unbind(dim=1)
+        with torch.no_grad():
+            x_h, m_h = table.modalities(h)              # [B, M, d], [B, M]
+            x_t, m_t = table.modalities(t)
+            rel = model.relations(r).unsqueeze(1)       # [B, 1, d_r]
+            cond = torch.cat([model.scorer.compose(x_h, rel, "tail"),
+                              model.scorer.compose(x_t, rel, "head")])
+        target = torch.cat([x_t, x_h]).transpose(0, 1).detach()
+        mask = torch.cat([m_t, m_h]).t()
+        return target, cond.transpose(0, 1).detach(), mask
+
+    def fit_generator(self, positives: Tensor, model: KGCModel,
+                      table: EntityTable, generator: torch.Generator) -> float:
+        """``generator_steps`` updates of DiffHEG on a batch; returns the
+        last loss."""
+        target, cond, mask = self._inputs(positives, model, table)
+        self.diffheg.train()
+        for _ in range(self.generator_steps):
+            loss = self.diffheg.loss(target, cond, generator, mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def generate(self, positives: Tensor, model: KGCModel, table: EntityTable,
+                 generator: torch.Generator,
+                 levels: Sequence[int] | None = None) -> dict[int, tuple[Tensor, Tensor]]:
+        """Generated entities per level.
+
+        Returns:
+            ``{level index: (head [B, d], tail [B, d])}``: the fused
+            generated head given ``(t, r)`` and tail given ``(h, r)``.
+        """
+        levels = levels if levels is not None else [
+            i for i, w in enumerate(self.level_weights) if w > 0]
+        _, cond, _ = self._inputs(positives, model, table)
+        self.diffheg.eval()
+        samples = self.diffheg.sample(cond, [self.levels[i] for i in levels],
+                                      generator, self.strided)
+        b = positives.size(0)
+        out = {}
+        for i in levels:
+            x = samples[self.levels[i]].transpose(0, 1)   # [2B, M, d]
+            fused = model.fusion(x)
+            out[i] = (fused[b:], fused[:b])
+        return out
+
+    def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
+               generator: torch.Generator) -> list[Negatives]:
+        groups = self.base.sample(positives, model, table, generator)
+        self.fit_generator(positives, model, table, generator)
+        h, _, t = positives.unbind(dim=1)
+        real_h, real_t = table.fused(h), table.fused(t)
+        active = [i for i, w in enumerate(self.level_weights) if w > 0]
+        for i, (gen_h, gen_t) in self.generate(positives, model, table,
+                                               generator, active).items():
+            groups.append(Negatives(
+                head=torch.stack([gen_h, real_h, gen_h], dim=1),
+                tail=torch.stack([real_t, gen_t, gen_t], dim=1),
+                margin_factor=self.margin_factors[i],
+                loss_weight=self.mu * self.level_weights[i] / len(active)))
+        return groups
