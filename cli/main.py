@@ -35,7 +35,7 @@ def _root(version: Optional[bool] = typer.Option(
 
 
 def _register() -> None:
-    from dhns_geo.cli import data_commands, train_commands  # noqa: F401
+    from dhns_geo.cli import data_commands, dhns_commands, train_commands  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,91 @@
+"""DHNS as a hard-negative miner: generated embeddings -> nearest real
+entities that are not known true answers."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dhns_geo.data.filter import FilterIndex
+from dhns_geo.diffusion.dhns import DHNSSampler
+from dhns_geo.nn.model import KGCModel
+
+#: Sides of a hierarchical negative and the positions they replace.
+SIDES = (("head", "head"), ("tail", "tail"), ("both", "head"), ("both", "tail"))
+
+
+def train_generator(sampler: DHNSSampler, model: KGCModel, triples: Tensor,
+                    epochs: int, batch_size: int, generator: torch.Generator,
+                    progress: bool = True) -> float:
+    """Trains DiffHEG on a frozen model over ``triples`` ``[n, 3]``; returns
+    the last generator loss."""
+    model.eval()
+    with torch.no_grad():
+        table = model.encode()
+        table.fused()
+    loss = float("nan")
+    bar = tqdm(total=epochs * triples.size(0), unit="triple", unit_scale=True,
+               desc="train generator", disable=not progress)
+    for _ in range(epochs):
+        perm = torch.randperm(triples.size(0), generator=generator,
+                              device=triples.device)
+        for start in range(0, triples.size(0), batch_size):
+            batch = triples[perm[start:start + batch_size]]
+            loss = sampler.fit_generator(batch, model, table, generator)
+            bar.update(batch.size(0))
+            bar.set_postfix(loss=f"{loss:.4f}")
+    bar.close()
+    return loss
+
+
+@torch.no_grad()
+def mine_hard_negatives(sampler: DHNSSampler, model: KGCModel,
+                        positives: Tensor, filter_index: FilterIndex,
+                        generator: torch.Generator, k: int = 5,
+                        levels: list[int] | None = None,
+                        batch_size: int = 256) -> dict[str, Tensor]:
+    """Maps generated heads/tails of each level to their ``k`` nearest real
+    entities (Euclidean, in the fused entity space), excluding known true
+    answers of ``(?, r, t)`` / ``(h, r, ?)``.
+
+    Args:
+        positives: ``[n, 3]`` triples.
+        levels: Level indices into ``sampler.levels`` (default: all).
+
+    Returns:
+        Columns of equal length ``P``: ``positive`` (row in ``positives``),
+        ``side`` (index into :data:`SIDES`), ``level``, ``rank`` (0-based),
+        ``entity`` and ``distance``.
+    """
+    model.eval()
+    table = model.encode()
+    entities = table.fused()
+    levels = list(range(len(sampler.levels))) if levels is None else levels
+    k = min(k, entities.size(0))
+    cols: dict[str, list[Tensor]] = {c: [] for c in
+                                     ("positive", "side", "level", "rank",
+                                      "entity", "distance")}
+    for start in range(0, positives.size(0), batch_size):
+        batch = positives[start:start + batch_size]
+        h, r, t = batch.unbind(dim=1)
+        generated = sampler.generate(batch, model, table, generator, levels)
+        nearest = {}
+        for i, (gen_h, gen_t) in generated.items():
+            for position, gen, known in (("head", gen_h, t), ("tail", gen_t, h)):
+                dist = torch.cdist(gen, entities)
+                row, col = filter_index.true_answers(known, r, position)
+                dist[row, col] = float("inf")
+                nearest[i, position] = torch.topk(dist, k, largest=False)
+        n = batch.size(0)
+        for i in generated:
+            for side_id, (_, position) in enumerate(SIDES):
+                values, ids = nearest[i, position]
+                cols["positive"].append((torch.arange(n, device=ids.device) + start)
+                                        .repeat_interleave(k))
+                cols["side"].append(torch.full((n * k,), side_id, device=ids.device))
+                cols["level"].append(torch.full((n * k,), i, device=ids.device))
+                cols["rank"].append(torch.arange(k, device=ids.device).repeat(n))
+                cols["entity"].append(ids.reshape(-1))
+                cols["distance"].append(values.reshape(-1))
+    return {c: torch.cat(v) for c, v in cols.items()}

@@ -1,0 +1,191 @@
+import csv
+
+import pytest
+import torch
+
+from dhns_geo.cli.main import main
+from dhns_geo.config import TrainConfig, build_sampler
+from dhns_geo.data import build_filter_index, split_triples
+from dhns_geo.diffusion import (DHNSSampler, DiffHEG, DiffusionSchedule,
+                                default_levels, train_generator)
+from dhns_geo.nn import KGCModel, RotatE
+from dhns_geo.sampling import UniformSampler
+from dhns_geo.training import load_run, run_training
+
+QUIET = {"log": lambda line: None, "progress": False}
+
+
+def test_schedule_matches_closed_form():
+    s = DiffusionSchedule(50, 1e-4, 0.02)
+    betas = torch.linspace(1e-4, 0.02, 50, dtype=torch.float64)
+    assert s.betas[0] == 0 and torch.allclose(s.betas[1:].double(), betas)
+    assert torch.allclose(s.alpha_bar[1:].double(), torch.cumprod(1 - betas, 0),
+                          atol=1e-6)
+    assert s.alpha_bar[0] == 1
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4, 8, generator=g)
+    noise = torch.randn(4, 8, generator=g)
+    t = torch.tensor([1, 10, 25, 50])
+    ab = torch.cumprod(1 - betas, 0)[t - 1].float().unsqueeze(-1)
+    assert torch.allclose(s.q_sample(x0, t, noise),
+                          ab.sqrt() * x0 + (1 - ab).sqrt() * noise, atol=1e-6)
+    # DDIM with the true noise recovers x_{t'} of the same noise exactly.
+    x_t = s.q_sample(x0, torch.full((4,), 25), noise)
+    x_5 = s.ddim_step(x_t, 25, 5, noise)
+    assert torch.allclose(x_5, s.q_sample(x0, torch.full((4,), 5), noise), atol=1e-5)
+    assert default_levels(50) == [1, 5, 6, 12, 25]
+
+
+def test_denoiser_reduces_its_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = DiffHEG(num_modalities=2, dim=16, num_steps=50)
+    x0 = torch.randn(2, 64, 16)
+    cond = x0 + 0.1 * torch.randn(2, 64, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss():
+        return model.loss(x0, cond, torch.Generator().manual_seed(1))
+
+    first = loss().item()
+    for _ in range(150):
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        opt.step()
+    assert loss().item() < 0.5 * first
+
+
+def trained_toy(tmp_path, sampler="dhns", **kw):
+    cfg = TrainConfig(dim=32, epochs=6, eval_every=3, sampler=sampler,
+                      num_negatives=8, patience=10, **kw)
+    run_training(cfg, tmp_path / "run", **QUIET)
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("strided", [True, False])
+def test_levels_are_ordered_by_hardness(tmp_path, strided):
+    _, data, model, _ = load_run(trained_toy(tmp_path, sampler="uniform"))
+    cfg = TrainConfig(dim=32, sampler="dhns", dhns_level_weights=[1.0] * 5,
+                      dhns_sampling="strided" if strided else "full")
+    sampler = build_sampler(cfg, data, None)
+    g = torch.Generator().manual_seed(0)
+    train = split_triples(data, "train")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    train_generator(sampler, model, train, epochs=3, batch_size=256,
+                    generator=g, progress=False)
+    pos = train[:300]
+    table = model.encode()
+    h, r, t = pos.unbind(1)
+    generated = sampler.generate(pos, model, table, g)
+    # Mean score of (h, r, generated t) per level, hardest (t=1) first.
+    scores = [model(h, r, generated[i][1], table).mean().item()
+              for i in range(5)]
+    assert scores == sorted(scores, reverse=True), scores
+    # The spread of levels is a real fraction of the gap between positives
+    # and random negatives, and the hardest level lies near the positives.
+    positive = model(h, r, t, table).mean().item()
+    random = model(h, r, torch.randint(0, 1000, t.shape, generator=g), table).mean().item()
+    assert scores[0] - scores[-1] > 0.2 * (positive - random)
+    assert scores[0] > (positive + random) / 2
+
+
+def test_ntat_groups_margins_weights_and_gradients():
+    torch.manual_seed(0)
+    n, r, d, b = 30, 3, 8, 5
+    model = KGCModel(n, r, d, RotatE())
+    sampler = DHNSSampler(UniformSampler(n, r, 4), 1, d, mu=0.2)
+    pos = torch.tensor([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 7], [8, 1, 9]])
+    table = model.encode()
+    groups = sampler.sample(pos, model, table, torch.Generator().manual_seed(0))
+    assert len(groups) == 1 + 4  # base + levels with non-zero weight
+    base, levels = groups[0], groups[1:]
+    assert base.loss_weight == 1.0 and base.head.shape == (b, 4)
+    assert [g.margin_factor for g in levels] == [0.3, 0.5, 0.7, 0.9]
+    # mu * w_i / (number of non-zero weights).
+    assert [g.loss_weight for g in levels] == pytest.approx(
+        [0.2 * w / 4 for w in (0.5, 1.0, 1.0, 0.5)])
+    g = levels[0]
+    assert g.head.shape == g.tail.shape == (b, 3, d)
+    real_h = table.fused(pos[:, 0])
+    assert torch.equal(g.head[:, 1], real_h) and torch.equal(g.head[:, 0], g.head[:, 2])
+    assert torch.equal(g.tail[:, 0], table.fused(pos[:, 2]))
+    # Gradients reach only the real entities of the negatives.
+    scores = model.score_negatives(real_h, model.relations(pos[:, 1]),
+                                   table.fused(pos[:, 2]), g, table)
+    before = [p.grad.clone() for p in sampler.diffheg.parameters()]
+    scores.sum().backward()
+    grad = model.entities.structural.weight.grad
+    touched = set(grad.abs().sum(1).nonzero().view(-1).tolist())
+    assert touched == set(pos[:, [0, 2]].reshape(-1).tolist())
+    # The generator's own gradients are untouched by the KGC loss.
+    assert all(torch.equal(a, p.grad) for a, p in
+               zip(before, sampler.diffheg.parameters()))
+
+
+def test_generator_steps_is_a_real_parameter():
+    torch.manual_seed(0)
+    model = KGCModel(30, 3, 8, RotatE())
+    pos = torch.tensor([[0, 0, 1], [2, 1, 3]])
+    for steps in (1, 3):
+        sampler = DHNSSampler(UniformSampler(30, 3, 4), 1, 8, generator_steps=steps)
+        sampler.sample(pos, model, model.encode(), torch.Generator().manual_seed(0))
+        state = sampler.optimizer.state_dict()["state"]
+        assert all(int(s["step"]) == steps for s in state.values())
+
+
+def test_dhns_checkpoint_resume_restores_generator(tmp_path):
+    cfg = dict(dim=16, epochs=4, eval_every=2, batch_size=1024,
+               num_negatives=4, patience=10, sampler="dhns")
+    full = run_training(TrainConfig(**cfg), tmp_path / "full", **QUIET)
+
+    def crash(trainer, record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**cfg), tmp_path / "cut", callbacks=[crash], **QUIET)
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["sampler"]
+    assert any(k.startswith("diffheg.") for k in state)
+    assert "_extra_state" in state and state["_extra_state"]["optimizer"]["state"]
+    resumed = run_training(TrainConfig(), tmp_path / "cut", resume=True, **QUIET)
+    assert resumed == full
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["sampler"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["sampler"]
+    for k, v in a.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(v, b[k]), k
+
+
+@pytest.mark.parametrize("scorer,encoder", [("transe", "rgcn"), ("distmult", "none"),
+                                            ("complex", "rgcn")])
+def test_dhns_trains_with_every_scorer(tmp_path, scorer, encoder):
+    cfg = TrainConfig(dim=16, epochs=1, eval_every=1, sampler="dhns",
+                      scorer=scorer, encoder=encoder, num_negatives=4)
+    m = run_training(cfg, tmp_path / "r", **QUIET)
+    assert 0 < m["test"]["mrr"] <= 1
+
+
+def test_sample_negatives_cli(tmp_path, capsys):
+    run = trained_toy(tmp_path)
+    out = tmp_path / "neg.tsv"
+    with pytest.raises(SystemExit) as info:
+        main(["sample-negatives", str(run), "--limit", "4", "--k", "3",
+              "--levels", "5,25", "--out", str(out), "--no-progress"])
+    assert info.value.code == 0
+    rows = list(csv.DictReader(out.open(), delimiter="\t"))
+    # 4 positives x 2 levels x 4 (side, position) pairs x 3 neighbours.
+    assert len(rows) == 4 * 2 * 4 * 3
+    assert {r["side"] for r in rows} == {"head", "tail", "both"}
+    assert {r["step"] for r in rows} == {"5", "25"}
+    assert {r["margin_factor"] for r in rows} == {"0.3", "0.9"}
+    _, data, _, _ = load_run(run)
+    index = build_filter_index(data)
+    for r in rows:
+        h, rel, t, e = int(r["head"]), int(r["relation"]), int(r["tail"]), int(r["negative_id"])
+        neg = (e, rel, t) if r["position"] == "head" else (h, rel, e)
+        assert not index.contains(*(torch.tensor(x) for x in neg))
+        assert r["negative_name"] == f"entity_{e}"
+    with pytest.raises(SystemExit) as info:
+        main(["sample-negatives", str(run), "--levels", "7"])
+    assert info.value.code == 1
