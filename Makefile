@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench
+.PHONY: install demo test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
