@@ -14,8 +14,6 @@ from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.training import load_run, run_training
 
-H = "Default: from --config, else {}."
-
 
 def _opt(default_help: str, *names: str):
     return typer.Option(None, *names, help=default_help)
