@@ -35,7 +35,8 @@ def _root(version: Optional[bool] = typer.Option(
 
 
 def _register() -> None:
-    from dhns_geo.cli import data_commands, dhns_commands, train_commands  # noqa: F401
+    from dhns_geo.cli import (data_commands, dhns_commands,  # noqa: F401
+                              feature_commands, train_commands)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ import typer
 from dhns_geo.cli.main import app
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
-from dhns_geo.training import load_run, run_training
+from dhns_geo.training import load_run, read_run_config, run_training
 
 
 def _opt(default_help: str, *names: str):
@@ -24,6 +24,9 @@ def train(
     dataset: Optional[str] = _opt("DB15K, MKG-W, MKG-Y, toy, or a KG folder (default toy).", "--dataset"),
     root: Optional[str] = _opt("Dataset root (default $DHNS_DATA or ~/.cache/dhns-geo).", "--root"),
     features: Optional[str] = _opt("auto (the dataset's modality features) or none.", "--features"),
+    visual: Optional[str] = _opt("Visual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", "--visual"),
+    textual: Optional[str] = _opt("Textual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", "--textual"),
+    trust_features: Optional[bool] = typer.Option(None, "--trust-features", help="Use paper feature files whose sha256 differs from the published one."),
     scorer: Optional[str] = _opt("transe, distmult, complex or rotate (default rotate).", "--scorer"),
     p_norm: Optional[float] = _opt("Norm of TransE (default 1).", "--p-norm"),
     dim: Optional[int] = _opt("Entity embedding size in real numbers (default 128).", "--dim"),
@@ -83,12 +86,14 @@ def evaluate(
 ) -> None:
     """Rebuild a run's best model and evaluate it (filtered ranking)."""
     from dhns_geo.data import build_filter_index, split_triples
+    from dhns_geo.data.features import describe_sources
     from dhns_geo.errors import DHNSError
     from dhns_geo.evaluation import evaluate_link_prediction
 
     if split not in ("test", "valid"):
         raise DHNSError(f"--split must be test or valid, got {split!r}")
     config, data, model, _ = load_run(run_dir, device)
+    facts = read_run_config(run_dir)[1]
     metrics = evaluate_link_prediction(
         model.score_all_fn(), split_triples(data, split),
         build_filter_index(data), batch_size or config.eval_batch_size,
@@ -96,10 +101,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    sources = ", ".join(f"{k}: {v}" for k, v in (data.feature_sources or {}).items()
-                        ) if config.features == "auto" else ""
     typer.echo(f"run: {run_dir}  dataset: {config.dataset}  scorer: "
                f"{config.scorer}  sampler: {config.sampler}")
-    typer.echo(f"features: {sources or 'none (structure only)'}")
+    typer.echo(describe_sources(facts.get("feature_sources", {})))
     typer.echo(f"{split} ({metrics['num_triples']} triples):")
     typer.echo(metrics_table(metrics))

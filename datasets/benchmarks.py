@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url
 
+from dhns_geo.data.features import attach_benchmark_features, feature_files_key
 from dhns_geo.data.io import OPENKE_FILES, read_openke
 from dhns_geo.data.mmkg import to_hetero_data
 
@@ -31,11 +32,19 @@ class OpenKEBenchmark(InMemoryDataset):
     The single graph is a :class:`~torch_geometric.data.HeteroData` in the
     layout of :mod:`dhns_geo.data.mmkg`.
 
+    Modality features are taken from the raw folder when present: the
+    papers' ``<name>-visual.pth`` / ``<name>-textual.pth`` (checked against
+    their published sha256, see :mod:`dhns_geo.data.features`), else the
+    textual features written by ``dhns features text``. Adding or changing
+    a feature file makes the dataset re-process.
+
     Args:
         root: Root folder (default: :func:`default_root`).
         transform: Applied on every access.
         pre_transform: Applied once before saving.
         force_reload: Re-process even if a processed file exists.
+        trust_features: Use paper feature files whose hash differs from the
+            published one (recorded as unverified) instead of failing.
     """
 
     name: str = ""
@@ -43,8 +52,10 @@ class OpenKEBenchmark(InMemoryDataset):
            "/benchmarks/{name}/{file}")
 
     def __init__(self, root: str | Path | None = None, transform=None,
-                 pre_transform=None, force_reload: bool = False) -> None:
+                 pre_transform=None, force_reload: bool = False,
+                 trust_features: bool = False) -> None:
         root = Path(root).expanduser() if root is not None else default_root()
+        self.trust_features = trust_features
         super().__init__(str(root / self.name), transform, pre_transform,
                          force_reload=force_reload)
         self.load(self.processed_paths[0], data_cls=HeteroData)
@@ -55,7 +66,8 @@ class OpenKEBenchmark(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        return ["data.pt"]
+        key = feature_files_key(self.raw_dir, self.name, self.trust_features)
+        return [f"data-{key}.pt"]
 
     def download(self) -> None:
         for file in self.raw_file_names:
@@ -65,6 +77,8 @@ class OpenKEBenchmark(InMemoryDataset):
 
     def process(self) -> None:
         data = to_hetero_data(read_openke(self.raw_dir))
+        attach_benchmark_features(data, self.raw_dir, self.name,
+                                  self.trust_features)
         if self.pre_transform is not None:
             data = self.pre_transform(data)
         self.save([data], self.processed_paths[0])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch_geometric.data import HeteroData
 
+from dhns_geo.data.features import attach_feature_file
 from dhns_geo.data.io import read_kg
 from dhns_geo.data.mmkg import to_hetero_data
 from dhns_geo.datasets.benchmarks import DB15K, MKGW, MKGY, OpenKEBenchmark
@@ -31,7 +32,9 @@ def resolve_name(name: str) -> str | None:
 
 
 def load_dataset(name_or_path: str, root: str | Path | None = None,
-                 seed: int = 0) -> HeteroData:
+                 seed: int = 0, visual: str | Path | None = None,
+                 textual: str | Path | None = None,
+                 trust_features: bool = False) -> HeteroData:
     """Loads a built-in dataset by name, ``toy``, or a user's KG folder.
 
     Args:
@@ -39,14 +42,27 @@ def load_dataset(name_or_path: str, root: str | Path | None = None,
             matter), ``toy``, or a folder in OpenKE or TSV format.
         root: Dataset root for the benchmarks.
         seed: Seed of the toy dataset.
+        visual: A user's ``[N, d]`` visual feature file (``.pth``, ``.pt``
+            or ``.npy``); replaces the dataset's own.
+        textual: A user's textual feature file; replaces the dataset's own.
+        trust_features: Accept paper feature files with an unknown hash.
     """
+    data = _load_graph(name_or_path, root, seed, trust_features)
+    for modality, path in (("visual", visual), ("textual", textual)):
+        if path is not None:
+            attach_feature_file(data, modality, Path(path).expanduser())
+    return data
+
+
+def _load_graph(name_or_path: str, root: str | Path | None, seed: int,
+                trust_features: bool) -> HeteroData:
     from dhns_geo.datasets.toy import ToyMMKG
 
     canonical = resolve_name(name_or_path)
     if canonical == "toy":
         return ToyMMKG(seed=seed)[0]
     if canonical is not None:
-        return BENCHMARKS[canonical](root)[0]
+        return BENCHMARKS[canonical](root, trust_features=trust_features)[0]
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return to_hetero_data(read_kg(path))

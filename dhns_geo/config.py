@@ -34,6 +34,9 @@ class TrainConfig:
     dataset: str = "toy"
     root: str | None = None
     features: str = "auto"            # auto: the dataset's; none: structure only
+    visual: str | None = None         # a user's [N, d] visual feature file
+    textual: str | None = None        # a user's [N, d] textual feature file
+    trust_features: bool = False      # accept paper files with another hash
     # model
     scorer: str = "rotate"
     p_norm: float = 1.0               # TransE norm

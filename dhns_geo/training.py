@@ -34,6 +34,7 @@ from dhns_geo.config import (TrainConfig, build_loss, build_model,
                              build_sampler, resolve_device)
 from dhns_geo.data import (build_filter_index, num_entities, num_relations,
                            split_triples)
+from dhns_geo.data.features import describe_sources
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.errors import DHNSError
 from dhns_geo.evaluation import evaluate_link_prediction
@@ -259,13 +260,17 @@ class Trainer:
         return metrics
 
 
+def run_facts(config: TrainConfig, data: HeteroData) -> dict:
+    """The dataset facts a run depends on: sizes and feature provenance."""
+    return {"num_entities": num_entities(data),
+            "num_relations": num_relations(data),
+            "feature_sources": dict(data.feature_sources or {})
+            if config.features == "auto" else {}}
+
+
 def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path) -> None:
     """Writes ``config.json``: the config and the dataset facts it needs."""
-    payload = {"config": config.to_dict(),
-               "data": {"num_entities": num_entities(data),
-                        "num_relations": num_relations(data),
-                        "feature_sources": dict(data.feature_sources or {})
-                        if config.features == "auto" else {}}}
+    payload = {"config": config.to_dict(), "data": run_facts(config, data)}
     atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
 
 
@@ -278,9 +283,28 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
 
 
+def check_run_data(run_dir: Path, config: TrainConfig, facts: dict,
+                   data: HeteroData) -> None:
+    """Fails when the dataset no longer matches what the run was trained on
+    (entity or relation counts, or the feature files)."""
+    now = run_facts(config, data)
+    if (now["num_entities"], now["num_relations"]) != (facts["num_entities"],
+                                                       facts["num_relations"]):
+        raise DHNSError(f"{run_dir}: the dataset {config.dataset!r} no longer "
+                        "matches the run (entity or relation count changed)")
+    used = facts.get("feature_sources", {})
+    if used != now["feature_sources"]:
+        raise DHNSError(f"{run_dir}: the run was trained with features "
+                        f"{used or 'none'} but the dataset now has "
+                        f"{now['feature_sources'] or 'none'}; restore those "
+                        "feature files to use this run")
+
+
 def load_dataset_for(config: TrainConfig) -> HeteroData:
     from dhns_geo.datasets import load_dataset
-    return load_dataset(config.dataset, config.root, seed=config.seed)
+    return load_dataset(config.dataset, config.root, seed=config.seed,
+                        visual=config.visual, textual=config.textual,
+                        trust_features=config.trust_features)
 
 
 def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
@@ -291,14 +315,18 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     metrics of the best model."""
     run_dir = Path(run_dir)
     if resume:
-        config, _ = read_run_config(run_dir)
+        config, facts = read_run_config(run_dir)
     elif (run_dir / "last.pt").exists():
         raise DHNSError(f"{run_dir} already holds a run; use --resume to "
                         "continue it or choose another --out")
     data = load_dataset_for(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if resume:
+        check_run_data(run_dir, config, facts, data)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(config, data, run_dir)
+    if log is not None:
+        log(describe_sources(run_facts(config, data)["feature_sources"]))
     device = resolve_device(config.device)
     filter_index = build_filter_index(data).to(device)
     trainer = Trainer(build_model(config, data),
@@ -318,10 +346,7 @@ def load_run(run_dir: Path, device: str | None = None,
     run_dir = Path(run_dir)
     config, facts = read_run_config(run_dir)
     data = load_dataset_for(config)
-    if (num_entities(data), num_relations(data)) != (facts["num_entities"],
-                                                     facts["num_relations"]):
-        raise DHNSError(f"{run_dir}: the dataset {config.dataset!r} no longer "
-                        "matches the run (entity or relation count changed)")
+    check_run_data(run_dir, config, facts, data)
     path = run_dir / which
     if not path.is_file():
         raise DHNSError(f"{path}: checkpoint not found")

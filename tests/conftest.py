@@ -39,3 +39,13 @@ def openke_folder(tmp_path: Path) -> Path:
     (folder / "valid2id.txt").write_text("1\n0 2 1\n")
     (folder / "test2id.txt").write_text("1\n4 0 0\n")
     return folder
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Runs ``dhns argv`` in-process; returns (exit code, stdout, stderr)."""
+    from dhns_geo.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err

@@ -6,15 +6,8 @@ from pathlib import Path
 import pytest
 
 from conftest import place_raw
+from conftest import run_cli as run
 from dhns_geo import __version__
-from dhns_geo.cli.main import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def test_console_script_version():

@@ -2,14 +2,7 @@ import json
 
 import pytest
 
-from dhns_geo.cli.main import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from conftest import run_cli as run
 
 
 def test_train_then_eval(tmp_path, capsys):
