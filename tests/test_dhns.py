@@ -72,7 +72,7 @@ def test_levels_are_ordered_by_hardness(tmp_path, strided):
     train = split_triples(data, "train")
     for p in model.parameters():
         p.requires_grad_(False)
-    train_generator(sampler, model, train, epochs=3, batch_size=256,
+    train_generator(sampler, model, train, epochs=8, batch_size=256,
                     generator=g, progress=False)
     pos = train[:300]
     table = model.encode()

@@ -10,15 +10,19 @@ from torch import Tensor, nn
 
 
 class ModalityFusion(nn.Module):
-    r"""Attention fusion over modality embeddings.
+    r"""Attention fusion over modality embeddings, with a residual of the
+    first (structural) modality.
 
     .. math::
         \alpha_m = \mathrm{softmax}_{m \in \mathcal{M}(e)}
         \big(w^\top \tanh(W x_m)\big), \qquad
-        x = \sum_m \alpha_m x_m
+        x = x_0 + \sum_m \alpha_m x_m
 
-    Missing modalities are masked out of the softmax (never zero-filled
-    into it).
+    The residual keeps every entity's own learned embedding at full weight:
+    without it, shared feature projections dilute the structural embedding
+    and RotatE on MKG-Y with textual features stalls (valid MRR 0.012
+    against 0.093 structure-only after 10 epochs). Missing modalities are
+    masked out of the softmax (never zero-filled into it).
 
     Args:
         dim: Embedding size ``d``.
@@ -38,7 +42,7 @@ class ModalityFusion(nn.Module):
         if mask is not None:
             logits = logits.masked_fill(~mask, float("-inf"))
         alpha = torch.softmax(logits, dim=-1)
-        return (alpha.unsqueeze(-1) * x).sum(dim=-2)
+        return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
 
 
 class MultimodalEntityEmbedding(nn.Module):
