@@ -12,6 +12,7 @@ import typer
 from dhns_geo.cli.main import app
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
+from dhns_geo.distributed import is_main_process
 from dhns_geo.training import load_run, read_run_config, run_training
 
 
@@ -71,6 +72,8 @@ def train(
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")
         metrics = run_training(cfg, run_dir, log=typer.echo, progress=progress)
+    if not is_main_process():                 # rank 0 reports for torchrun jobs
+        return
     typer.echo(f"\ntest metrics (best epoch {metrics['best_epoch']}):")
     typer.echo(metrics_table(metrics["test"]))
     typer.echo(f"\nrun folder: {run_dir}")

@@ -17,6 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dhns_geo.data.filter import FilterIndex
+from dhns_geo.distributed import DistContext
 
 #: ``score_fn(known [B], relation [B], side) -> [B, N]``: scores of every
 #: entity as the missing ``side`` ("tail" or "head") of each query.
@@ -61,7 +62,8 @@ def summarize_ranks(ranks: Tensor) -> dict[str, float]:
 def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
                              filter_index: FilterIndex, batch_size: int = 256,
                              device: torch.device | str | None = None,
-                             progress: bool = False) -> dict:
+                             progress: bool = False,
+                             dist: DistContext | None = None) -> dict:
     """Filtered link prediction of ``triples`` in both directions.
 
     Args:
@@ -73,6 +75,9 @@ def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
             ``batch_size x N`` scores.
         device: Where to rank (default: the filter index's device).
         progress: Show a progress bar.
+        dist: In a ``torchrun`` job, each rank ranks its share of
+            ``triples`` and the ranks are gathered, so every rank returns
+            the metrics of all triples.
 
     Returns:
         ``{"mrr", "mr", "hits@1", "hits@3", "hits@10", "head": {...},
@@ -83,7 +88,9 @@ def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
         raise ValueError("no triples to evaluate")
     device = torch.device(device) if device is not None else filter_index.device
     filter_index = filter_index.to(device)
-    triples = triples.to(device)
+    num_triples = int(triples.size(0))
+    dist = dist or DistContext()
+    triples = triples[dist.share(num_triples)].to(device)
     ranks = {"head": [], "tail": []}
     batches = range(0, triples.size(0), batch_size)
     for start in tqdm(batches, desc="evaluate", disable=not progress,
@@ -93,9 +100,11 @@ def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
             scores = score_fn(known, r, side).to(device)
             row, col = filter_index.true_answers(known, r, side)
             ranks[side].append(filtered_ranks(scores, target, row, col))
-    head, tail = torch.cat(ranks["head"]), torch.cat(ranks["tail"])
+    empty = torch.empty(0, device=device)
+    head = dist.gather(torch.cat(ranks["head"] or [empty]))
+    tail = dist.gather(torch.cat(ranks["tail"] or [empty]))
     result = summarize_ranks(torch.cat([head, tail]))
     result["head"] = summarize_ranks(head)
     result["tail"] = summarize_ranks(tail)
-    result["num_triples"] = int(triples.size(0))
+    result["num_triples"] = num_triples
     return result

@@ -36,6 +36,9 @@ from dhns_geo.data import (build_filter_index, num_entities, num_relations,
                            split_triples)
 from dhns_geo.data.features import describe_sources
 from dhns_geo.data.filter import FilterIndex
+from dhns_geo.distributed import (DistContext, init_distributed,
+                                  is_main_process, launched_by_torchrun,
+                                  shutdown_distributed)
 from dhns_geo.errors import DHNSError
 from dhns_geo.evaluation import evaluate_link_prediction
 from dhns_geo.losses import KGELoss
@@ -77,8 +80,10 @@ class Trainer:
                  loss: KGELoss, data: HeteroData, config: TrainConfig,
                  device: torch.device, filter_index: FilterIndex | None = None,
                  log: Callable[[str], None] | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None,
+                 dist: DistContext | None = None) -> None:
         self.config, self.device = config, device
+        self.dist = dist or DistContext()
         if config.deterministic:
             # Scatter-adds in embedding backward are otherwise reordered
             # across threads, so the same seed drifts in the last bits.
@@ -94,6 +99,8 @@ class Trainer:
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.log = log or (lambda line: print(line, file=sys.stderr))
         self.progress = sys.stderr.isatty() if progress is None else progress
+        if not self.dist.is_main:               # rank 0 logs for the job
+            self.log, self.progress = (lambda line: None), False
         self.epoch = 0
         self.best_mrr = float("-inf")
         self.best_epoch = 0
@@ -107,24 +114,41 @@ class Trainer:
         return sum(e.abs().pow(p).sum(dim=-1).mean() for e in embeddings)
 
     def train_step(self, batch: Tensor) -> float:
-        """One optimisation step on ``[B, 3]`` positives; returns the loss."""
-        model, config = self.model, self.config
+        """One optimisation step on ``[B, 3]`` positives; returns the loss.
+
+        In a ``torchrun`` job every rank gets the same batch and draws the
+        same negatives; it scores its share of the rows, and the gradients
+        are averaged over ranks (see :mod:`dhns_geo.distributed`).
+        """
+        model, config, dist = self.model, self.config, self.dist
         self.optimizer.zero_grad(set_to_none=True)
         table = model.encode()
-        h, r, t = batch.unbind(dim=1)
-        head, tail, rel = table.fused(h), table.fused(t), model.relations(r)
-        pos = model.scorer(head, rel, tail)
-        loss = pos.new_zeros(())
         groups = self.sampler.sample(batch, model, table, self.generator)
-        for neg in groups:
-            scores = model.score_negatives(head, rel, tail, neg, table)
-            loss = loss + neg.loss_weight * self.loss(
-                pos, scores, neg.margin_factor, neg.weight)
-        if config.regularizer != "none" and config.reg_weight > 0:
-            loss = loss + config.reg_weight * self._regularization(head, tail, rel)
-        loss.backward()
+        total = batch.size(0)
+        if dist.enabled:
+            share = dist.share(total)
+            batch, groups = batch[share], [neg.rows(share) for neg in groups]
+        params = [p for p in model.parameters() if p.requires_grad]
+        if batch.size(0) == 0:                  # a last batch smaller than the job
+            loss = sum(p.sum() for p in params) * 0.0
+        else:
+            h, r, t = batch.unbind(dim=1)
+            head, tail, rel = table.fused(h), table.fused(t), model.relations(r)
+            pos = model.scorer(head, rel, tail)
+            loss = pos.new_zeros(())
+            for neg in groups:
+                scores = model.score_negatives(head, rel, tail, neg, table)
+                loss = loss + neg.loss_weight * self.loss(
+                    pos, scores, neg.margin_factor, neg.weight)
+            if config.regularizer != "none" and config.reg_weight > 0:
+                loss = loss + config.reg_weight * self._regularization(head, tail, rel)
+        # Weighted by the share's size, the ranks' mean gradient is the
+        # gradient of the whole batch's mean loss.
+        weight = batch.size(0) / total
+        (loss * weight * dist.world_size).backward()
+        dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
         self.optimizer.step()
-        return float(loss.detach())
+        return float(dist.sum(loss.detach() * weight))
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the shuffled training triples."""
@@ -153,7 +177,8 @@ class Trainer:
         self.model.eval()
         return evaluate_link_prediction(
             self.model.score_all_fn(), split_triples(self.data, split),
-            self.filter_index, self.config.eval_batch_size, self.device)
+            self.filter_index, self.config.eval_batch_size, self.device,
+            dist=self.dist)
 
     # -- checkpoints -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -226,18 +251,16 @@ class Trainer:
                 line += f" valid_mrr {mrr:.4f}"
                 if mrr > self.best_mrr:
                     self.best_mrr, self.best_epoch, self.bad_evals = mrr, self.epoch, 0
-                    best = self._best()
-                    if run_dir is not None:
-                        atomic_save(best, run_dir / "model.pt")
-                    else:
-                        self._best_state = best
+                    self._best_state = self._best()
+                    if run_dir is not None and self.dist.is_main:
+                        atomic_save(self._best_state, run_dir / "model.pt")
                 else:
                     self.bad_evals += 1
                     stopped = self.bad_evals >= config.patience
                     if stopped:
                         line += f" (early stop: no gain in {config.patience} evaluations)"
             self.history.append(record)
-            if run_dir is not None:
+            if run_dir is not None and self.dist.is_main:
                 atomic_save(self.state_dict(), run_dir / "last.pt")
                 self._write_history(run_dir)
             self.log(line)
@@ -246,16 +269,16 @@ class Trainer:
         return self._finish(run_dir)
 
     def _finish(self, run_dir: Path | None) -> dict:
-        best = (torch.load(run_dir / "model.pt", map_location=self.device,
-                           weights_only=False)
-                if run_dir is not None and (run_dir / "model.pt").is_file()
-                else self._best_state)
+        best = self._best_state
+        if best is None and run_dir is not None and (run_dir / "model.pt").is_file():
+            best = torch.load(run_dir / "model.pt", map_location=self.device,
+                              weights_only=False)
         if best is not None:
             self.model.load_state_dict(best["model"])
             self.sampler.load_state_dict(best["sampler"])
         metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
                    "best_epoch": self.best_epoch}
-        if run_dir is not None:
+        if run_dir is not None and self.dist.is_main:
             atomic_write_text(json.dumps(metrics, indent=2), run_dir / "metrics.json")
         return metrics
 
@@ -322,18 +345,25 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     data = load_dataset_for(config)
     if resume:
         check_run_data(run_dir, config, facts, data)
-    else:
+    elif is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(config, data, run_dir)
-    if log is not None:
+    if log is not None and is_main_process():
         log(describe_sources(run_facts(config, data)["feature_sources"]))
-    device = resolve_device(config.device)
-    filter_index = build_filter_index(data).to(device)
-    trainer = Trainer(build_model(config, data),
-                      build_sampler(config, data, filter_index),
-                      build_loss(config), data, config, device, filter_index,
-                      log=log, progress=progress)
-    return trainer.fit(run_dir, resume=resume, callbacks=callbacks)
+    owns_group = launched_by_torchrun() and not torch.distributed.is_initialized()
+    dist, device = init_distributed(resolve_device(config.device))
+    try:
+        if dist.enabled and dist.is_main and log is not None:
+            log(f"data parallel: {dist.world_size} ranks ({device.type})")
+        filter_index = build_filter_index(data).to(device)
+        trainer = Trainer(build_model(config, data),
+                          build_sampler(config, data, filter_index),
+                          build_loss(config), data, config, device, filter_index,
+                          log=log, progress=progress, dist=dist)
+        return trainer.fit(run_dir, resume=resume, callbacks=callbacks)
+    finally:
+        if owns_group:
+            shutdown_distributed()
 
 
 def load_run(run_dir: Path, device: str | None = None,

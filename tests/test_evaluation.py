@@ -56,3 +56,24 @@ def test_filtered_ranks_ties_all_equal():
                            torch.tensor([2]))
     # 4 other entities tie with the target: (1 + 5) / 2 = 3.
     assert ranks.tolist() == [3.0]
+
+
+def test_score_matrices_are_bounded_by_the_batch_size():
+    """Evaluation memory: never more than ``batch_size x N`` scores at once,
+    on a model over 200k entities."""
+    from dhns_geo.nn import KGCModel, RotatE
+
+    n, batch = 200_000, 16
+    model = KGCModel(n, 3, 8, RotatE()).eval()
+    triples = torch.randint(0, n, (50, 3))
+    triples[:, 1] %= 3
+    shapes = []
+    inner = model.score_all_fn()
+
+    def recording(known, relation, side):
+        scores = inner(known, relation, side)
+        shapes.append(tuple(scores.shape))
+        return scores
+    evaluate_link_prediction(recording, triples, FilterIndex(triples, n, 3), batch)
+    assert max(s[0] for s in shapes) == batch and {s[1] for s in shapes} == {n}
+    assert sum(s[0] for s in shapes) == 2 * 50

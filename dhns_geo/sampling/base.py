@@ -37,6 +37,19 @@ class Negatives:
     loss_weight: float = 1.0
     corrupted_head: Tensor | None = None
 
+    def rows(self, index: slice) -> "Negatives":
+        """The negatives of the positives ``index`` of the batch (per-row
+        fields are sliced; scalars and ``[K]`` broadcasts are kept)."""
+        b = self.head.size(0)
+
+        def take(x):
+            if isinstance(x, Tensor) and x.dim() >= 2 and x.size(0) == b:
+                return x[index]
+            return x
+        return Negatives(self.head[index], self.tail[index],
+                         take(self.margin_factor), take(self.weight),
+                         self.loss_weight, take(self.corrupted_head))
+
 
 class NegativeSampler(nn.Module):
     """Base class: ``sample`` returns groups of :class:`Negatives`.
