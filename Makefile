@@ -13,7 +13,7 @@ $(PY):
 
 install: $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,text]"
 
 demo: install
 	$(VENV)/bin/dhns train --out runs/demo-$$(date +%Y%m%d-%H%M%S)

@@ -24,14 +24,19 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--features", default="none", help="none or auto")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--num-negatives", type=int, default=64)
     args = parser.parse_args()
     rows = []
     for sampler in ("uniform", "dhns"):
         cfg = TrainConfig(dataset=args.dataset, root=args.root, scorer=args.scorer,
-                          dim=args.dim, num_negatives=64, batch_size=1024,
+                          dim=args.dim, num_negatives=args.num_negatives,
+                          batch_size=args.batch_size, features=args.features,
                           epochs=args.epochs, eval_every=5, patience=100,
                           sampler=sampler, seed=args.seed)
-        run_dir = Path(args.out) / f"{args.dataset}-{sampler}-seed{args.seed}"
+        run_dir = Path(args.out) / (f"{args.dataset}-{sampler}-d{args.dim}-"
+                                    f"{args.features}-seed{args.seed}")
         resume = (run_dir / "last.pt").exists()
         metrics = run_training(cfg, run_dir, resume=resume,
                                log=lambda line: print(sampler, line, flush=True),

@@ -55,6 +55,21 @@ def test_denoiser_reduces_its_loss_on_a_fixed_batch():
     assert loss().item() < 0.5 * first
 
 
+def test_cached_condition_denoises_like_forward():
+    """The reverse chain's precomputed condition gives the plain forward's
+    noise prediction (trained-looking weights, non-centred inputs)."""
+    torch.manual_seed(0)
+    model = DiffHEG(num_modalities=3, dim=24).denoiser
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x, cond = torch.randn(3, 40, 24), 2 * torch.randn(3, 40, 24) + 0.3
+    with torch.no_grad():
+        expected = model(x, torch.full((40,), 7), cond)
+        got = model.denoise(x, 7, model.condition(cond))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
 def trained_toy(tmp_path, sampler="dhns", **kw):
     cfg = TrainConfig(dim=32, epochs=6, eval_every=3, sampler=sampler,
                       num_negatives=8, patience=10, **kw)

@@ -68,8 +68,64 @@ class ConditionalDenoiser(nn.Module):
             nn.ReLU(), GroupedLayerNorm(groups, 4 * dim),
             GroupedLinear(groups, 4 * dim, dim), GroupedLinear(groups, dim, dim))
 
+    def _time(self, t: Tensor, groups: int) -> Tensor:
+        """Time embeddings ``[M, n, d]`` of steps ``[n]``: the MLP runs once
+        per distinct step, not once per row."""
+        steps, index = torch.unique(t, return_inverse=True)
+        temb = timestep_embedding(steps, self.dim).expand(groups, -1, -1)
+        return self.time_mlp(temb)[:, index]
+
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """Noise ``[M, n, d]`` of ``x_t`` ``[M, n, d]`` at steps ``t`` ``[n]``
         given conditions ``cond`` ``[M, n, d]``."""
-        temb = timestep_embedding(t, self.dim).expand(x_t.size(0), -1, -1)
-        return self.block(torch.cat([x_t, self.time_mlp(temb), cond], dim=-1))
+        temb = self._time(t, x_t.size(0))
+        return self.block(torch.cat([x_t, temb, cond], dim=-1))
+
+    def condition(self, cond: Tensor) -> "Condition":
+        """Precomputes the part of the first layer that depends only on the
+        condition, for a reverse chain that calls :meth:`denoise` with the
+        same ``cond`` at every step."""
+        return Condition(self, cond)
+
+    def denoise(self, x_t: Tensor, t: int, condition: "Condition") -> Tensor:
+        """:meth:`forward` at one step ``t`` for all rows, reusing the
+        condition's share of the first LayerNorm + Linear: per call only the
+        ``d x 4d`` block of ``x_t`` is multiplied instead of ``3d x 4d``."""
+        steps = torch.tensor([t], device=x_t.device)
+        temb = self._time(steps, x_t.size(0))                  # [M, 1, d]
+        return condition.finish(x_t, temb)
+
+
+class Condition:
+    """The condition's share of ``LayerNorm(3d) -> Linear(3d, 4d)``.
+
+    With ``z = [x, e, c]``, ``LN(z) W + b = rstd (z * g) W - rstd mu (g W)
+    + (beta W + b)``: ``(c * g_c) W_c`` and the row sums of ``c`` are
+    computed once; ``x`` and the time embedding ``e`` are added per step.
+    """
+
+    def __init__(self, denoiser: ConditionalDenoiser, cond: Tensor) -> None:
+        norm, linear = denoiser.block[0], denoiser.block[1]
+        d = denoiser.dim
+        self.rest = denoiser.block[2:]
+        self.eps = 1e-5
+        gamma, beta = norm.weight, norm.bias                    # [M, 1, 3d]
+        w = linear.weight                                       # [M, 3d, 4d]
+        self.g = gamma.split(d, dim=-1)
+        self.w = w.split(d, dim=1)
+        self.gw = torch.bmm(gamma, w)                           # [M, 1, 4d]
+        self.shift = torch.baddbmm(linear.bias, beta, w)        # [M, 1, 4d]
+        self.cw = torch.bmm(cond * self.g[2], self.w[2])        # [M, n, 4d]
+        self.c_sum = cond.sum(-1, keepdim=True)
+        self.c_sq = cond.pow(2).sum(-1, keepdim=True)
+        self.width = 3 * d
+
+    def finish(self, x: Tensor, temb: Tensor) -> Tensor:
+        mean = (x.sum(-1, keepdim=True) + temb.sum(-1, keepdim=True)
+                + self.c_sum) / self.width
+        square = (x.pow(2).sum(-1, keepdim=True) + temb.pow(2).sum(-1, keepdim=True)
+                  + self.c_sq) / self.width
+        rstd = torch.rsqrt((square - mean.pow(2)).clamp_min(0) + self.eps)
+        zgw = torch.baddbmm(self.cw + torch.bmm(temb * self.g[1], self.w[1]),
+                            x * self.g[0], self.w[0])
+        return self.rest(rstd * (zgw - mean * self.gw) + self.shift)

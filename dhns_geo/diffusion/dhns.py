@@ -94,12 +94,12 @@ class DiffHEG(nn.Module):
                             f"{list(keep)}")
         grid = self.step_grid(keep, strided)
         x = torch.randn(cond.shape, generator=generator, device=cond.device)
+        condition = self.denoiser.condition(cond)
         out = {}
         if grid[0] in keep:
             out[grid[0]] = x
         for i, t in enumerate(grid[:-1]):
-            steps = torch.full((cond.size(1),), t, device=cond.device)
-            eps = self.denoiser(x, steps, cond)
+            eps = self.denoiser.denoise(x, t, condition)
             if strided:
                 x = self.schedule.ddim_step(x, t, grid[i + 1], eps)
             else:
