@@ -1,0 +1,46 @@
+import importlib.util
+import shlex
+from pathlib import Path
+
+from conftest import run_cli
+from dhns_geo.config import TrainConfig
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
+
+
+def load_reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_printed_command_rebuilds_the_grid_config(tmp_path, capsys, monkeypatch):
+    """Every row of the results grid carries a `dhns train` command; run as
+    printed it must train exactly the configuration of that row."""
+    reproduce = load_reproduce()
+    seen = []
+    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
+                        lambda cfg, run_dir, **kw: seen.append((cfg, run_dir)) or
+                        {"best_epoch": 0, "test": {}})
+    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
+    for budget in reproduce.BUDGETS.values():
+        for method in reproduce.METHODS.values():
+            cfg = TrainConfig(dataset="MKG-Y", root="/data", scorer="distmult",
+                              seed=2, **budget, **method)
+            argv = shlex.split(reproduce.train_command(cfg, tmp_path / "r"))
+            assert argv[:2] == ["dhns", "train"]
+            code, _, err = run_cli(argv[1:], capsys)
+            assert code == 0, err
+            assert seen[-1] == (cfg, tmp_path / "r")
+
+
+def test_summary_mean_and_spread():
+    reproduce = load_reproduce()
+    rows = [{"dataset": "D", "scorer": "rotate", "method": "dhns", "valid_mrr": v,
+             **{f"test_{k}": v for k in reproduce.METRICS}, "epoch_s": 1.0}
+            for v in (0.1, 0.2, 0.3)]
+    (s,) = reproduce.summarize(rows)
+    assert s["seeds"] == 3
+    assert abs(s["test_mrr"] - 0.2) < 1e-12
+    assert abs(s["test_mrr_std"] - (0.02 / 3) ** 0.5) < 1e-12
