@@ -47,6 +47,7 @@ def train(
     seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
     eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),
     patience: Optional[int] = _opt("Stop after N evaluations without gain (default 3).", "--patience"),
+    eval_batch_size: Optional[int] = _opt("Queries ranked at once; bounds evaluation memory to this x entities (default 256).", "--eval-batch-size"),
     dhns_mu: Optional[float] = _opt("Weight of the DHNS loss (default 0.01).", "--dhns-mu"),
     dhns_steps: Optional[int] = _opt("Diffusion steps T (default 50).", "--dhns-steps"),
     dhns_sampling: Optional[str] = _opt("strided (DDIM, default) or full (DDPM).", "--dhns-sampling"),
