@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -94,7 +95,7 @@ class MultimodalEntityEmbedding(nn.Module):
             ``([*, M, d] embeddings, [*, M] bool mask)``.
         """
         table = self.structural.weight if structural is None else structural
-        rows = [table if index is None else table[index]]
+        rows = [table if index is None else F.embedding(index, table)]
         masks = [torch.ones(rows[0].shape[:-1], dtype=torch.bool,
                             device=table.device)]
         for name in self.feature_names:
