@@ -64,7 +64,9 @@ def text(
     encoder = text_features.load_text_encoder(model, device)
     x = text_features.encode_texts(texts, encoder, batch_size, progress)
     seconds = time.perf_counter() - start
-    out = out or _default_out(name_or_path, root)
+    canonical = resolve_name(name_or_path)
+    default = _default_out(name_or_path, root)
+    out = out or default
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(x, out)
     have = int((x.abs().sum(dim=1) > 0).sum())
@@ -74,11 +76,10 @@ def text(
     atomic_write_text(json.dumps(meta, indent=2), sidecar_path(out))
     typer.echo(f"wrote {out}: [{x.size(0)}, {x.size(1)}] float32, {have} of "
                f"{n} entities with text, {seconds:.1f} s")
-    if resolve_name(name_or_path) in (None, "toy"):
+    if canonical in (None, "toy"):
         typer.echo(f"use it with: dhns train --dataset {name_or_path} "
                    f"--textual {out}")
-    elif out == _default_out(name_or_path, root):
-        canonical = resolve_name(name_or_path)
+    elif out == default:
         if paper_feature_path(out.parent, canonical, "textual").is_file():
             typer.echo(f"note: {canonical}-textual.pth (the paper's file) is "
                        "present and takes precedence over this one")

@@ -13,7 +13,7 @@ from dhns_geo.cli.main import app
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.distributed import is_main_process
-from dhns_geo.training import load_run, read_run_config, run_training
+from dhns_geo.training import load_run, run_facts, run_training
 
 
 def _opt(default_help: str, *names: str):
@@ -97,7 +97,6 @@ def evaluate(
     if split not in ("test", "valid"):
         raise DHNSError(f"--split must be test or valid, got {split!r}")
     config, data, model, _ = load_run(run_dir, device)
-    facts = read_run_config(run_dir)[1]
     metrics = evaluate_link_prediction(
         model.score_all_fn(), split_triples(data, split),
         build_filter_index(data), batch_size or config.eval_batch_size,
@@ -107,6 +106,7 @@ def evaluate(
         return
     typer.echo(f"run: {run_dir}  dataset: {config.dataset}  scorer: "
                f"{config.scorer}  sampler: {config.sampler}")
-    typer.echo(describe_sources(facts.get("feature_sources", {})))
+    # load_run has checked that these are the features the run recorded.
+    typer.echo(describe_sources(run_facts(config, data)["feature_sources"]))
     typer.echo(f"{split} ({metrics['num_triples']} triples):")
     typer.echo(metrics_table(metrics))

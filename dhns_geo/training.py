@@ -231,6 +231,7 @@ class Trainer:
             ``{"valid": metrics, "test": metrics, "best_epoch": int}``.
         """
         config = self.config
+        writes = run_dir is not None and self.dist.is_main   # rank 0 writes
         if resume:
             if run_dir is None or not (run_dir / "last.pt").is_file():
                 raise DHNSError(f"{run_dir}: nothing to resume (no last.pt)")
@@ -252,7 +253,7 @@ class Trainer:
                 if mrr > self.best_mrr:
                     self.best_mrr, self.best_epoch, self.bad_evals = mrr, self.epoch, 0
                     self._best_state = self._best()
-                    if run_dir is not None and self.dist.is_main:
+                    if writes:
                         atomic_save(self._best_state, run_dir / "model.pt")
                 else:
                     self.bad_evals += 1
@@ -260,7 +261,7 @@ class Trainer:
                     if stopped:
                         line += f" (early stop: no gain in {config.patience} evaluations)"
             self.history.append(record)
-            if run_dir is not None and self.dist.is_main:
+            if writes:
                 atomic_save(self.state_dict(), run_dir / "last.pt")
                 self._write_history(run_dir)
             self.log(line)
