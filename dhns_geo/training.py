@@ -95,7 +95,7 @@ class Trainer:
         self.train_triples = split_triples(data, "train").to(device)
         filter_index = filter_index or build_filter_index(data)
         self.filter_index = filter_index.to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.log = log or (lambda line: print(line, file=sys.stderr))
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -133,7 +133,9 @@ class Trainer:
             loss = sum(p.sum() for p in params) * 0.0
         else:
             h, r, t = batch.unbind(dim=1)
-            head, tail, rel = table.fused(h), table.fused(t), model.relations(r)
+            # One gather (one [N, d] gradient in backward) for both sides.
+            head, tail = table.fused(torch.stack([h, t])).unbind(0)
+            rel = model.relations(r)
             pos = model.scorer(head, rel, tail)
             loss = pos.new_zeros(())
             for neg in groups:

@@ -5,6 +5,7 @@ from torch_geometric.nn import kge
 from dhns_geo.nn import (ComplEx, DistMult, KGCModel, ModalityFusion,
                          MultimodalEntityEmbedding, RGCNEncoder, RotatE,
                          TransE, make_scorer)
+from dhns_geo.nn.gathered import gathered_dots
 
 N, R, D, B = 20, 4, 8, 6
 
@@ -128,3 +129,51 @@ def test_model_with_encoder_scores_ids_and_embeddings():
     assert negatives.shape == (B, 7)
     with pytest.raises(ValueError, match="even dim"):
         KGCModel(N, R, 7, ComplEx())
+
+
+def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients():
+    torch.manual_seed(2)
+    table = torch.randn(N, D, requires_grad=True)
+    query = torch.randn(B, 3, D, requires_grad=True)
+    index = torch.randint(0, N, (B, 5))
+    which = torch.randint(0, 3, (B, 5))
+    index[:, 1], which[:, 1] = index[:, 0], which[:, 0]     # duplicate entries
+    grad = torch.randn(B, 5)
+
+    out = gathered_dots(table, query, index, which)
+    out.backward(grad)
+    ours = out.detach(), table.grad.clone(), query.grad.clone()
+    table.grad = query.grad = None
+    picked = query[torch.arange(B).unsqueeze(1), which]          # [B, 5, D]
+    ref = (table[index] * picked).sum(-1)
+    ref.backward(grad)
+    for a, b in zip(ours, (ref.detach(), table.grad, query.grad)):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert ours[0].shape == (B, 5)
+
+
+def test_gathered_dots_rejects_ids_out_of_range():
+    with pytest.raises(IndexError, match=r"\[0, 20\)"):
+        gathered_dots(torch.randn(N, D), torch.randn(1, 2, D),
+                      torch.tensor([[3, N]]), torch.tensor([[0, 1]]))
+
+
+@pytest.mark.parametrize("name,p", [("transe", 1.0), ("transe", 2.0),
+                                    ("distmult", 1.0), ("complex", 1.0),
+                                    ("rotate", 1.0)])
+def test_match_rows_equals_match_on_gathered_candidates(name, p):
+    scorer = make_scorer(name, p=p)
+    torch.manual_seed(3)
+    ent, rel = torch.randn(N, D), torch.randn(B, scorer.relation_dim(D))
+    h, _, t = triples()
+    queries = torch.stack([scorer.compose(ent[h], rel, "tail"),
+                           scorer.compose(ent[t], rel, "head")], 1)
+    index = torch.randint(0, N, (B, 7))
+    head_side = torch.rand(B, 7) < 0.5
+    rows = scorer.match_rows(queries, ent, index, head_side.long())
+    # A corrupted head scores (index, r, t); a corrupted tail (h, r, index).
+    cand = ent[index]
+    expected = torch.where(
+        head_side, scorer(cand, rel.unsqueeze(1), ent[t].unsqueeze(1)),
+        scorer(ent[h].unsqueeze(1), rel.unsqueeze(1), cand))
+    assert torch.allclose(rows, expected, atol=1e-4)

@@ -121,12 +121,11 @@ class KGCModel(nn.Module):
                                relation.unsqueeze(1),
                                table.entity(negatives.tail))
         flag = negatives.corrupted_head
-        candidates = table.entity(torch.where(flag, negatives.head,
-                                              negatives.tail))
         queries = torch.stack([self.scorer.compose(head, relation, "tail"),
                                self.scorer.compose(tail, relation, "head")], 1)
-        scores = self.scorer.match_candidates(queries, candidates)  # [B, K, 2]
-        return torch.where(flag, scores[..., 1], scores[..., 0])
+        return self.scorer.match_rows(
+            queries, table.fused(), torch.where(flag, negatives.head,
+                                                negatives.tail), flag.long())
 
     @torch.no_grad()
     def score_all_fn(self) -> Callable[[Tensor, Tensor, str], Tensor]:

@@ -10,8 +10,8 @@ Every scorer is written as a *composition* and a *match*:
 
 The score of ``(h, r, t)`` is ``match(compose(h, r, "tail"), t)`` and equals
 ``match(compose(t, r, "head"), h)``. One definition therefore serves training
-(broadcasting ``[B, d]`` against ``[B, K, d]``), ranking against all entities
-(``match_all``: a matrix product or ``cdist``, never a ``[B, N, d]`` tensor)
+(broadcasting ``[B, d]`` against ``[B, K, d]``, or ``match_rows`` on ids),
+ranking against all entities (``match_all``: a matrix product or ``cdist``, never a ``[B, N, d]`` tensor)
 and the condition of the diffusion generator (the composition itself).
 
 Complex-valued models (ComplEx, RotatE) store an entity of ``d`` real numbers
@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dhns_geo.errors import DHNSError
+from dhns_geo.nn.gathered import gathered_dots
 
 
 def _split(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,17 +86,26 @@ class Scorer(nn.Module):
             return -torch.cdist(query, candidates, p=self.p)
         return query @ candidates.t()
 
-    def match_candidates(self, query: Tensor, candidates: Tensor) -> Tensor:
-        """Scores ``[B, K, Q]`` of per-row candidates ``[B, K, d]`` against
-        per-row queries ``[B, Q, d]``, by batched matrix products (never a
-        ``[B, K, Q, d]`` tensor)."""
+    def match_rows(self, query: Tensor, table: Tensor, index: Tensor,
+                   which: Tensor) -> Tensor:
+        """Scores ``[B, K]`` of candidates ``table[index]`` (``[N, d]`` table,
+        ``[B, K]`` ids) against per-row queries ``query[b, which[b, k]]``
+        (``[B, Q, d]`` queries, ``[B, K]`` choices in ``[0, Q)``).
+
+        Dot products and L2 distances go through :func:`gathered_dots`
+        (``|a - c|^2 = |a|^2 + |c|^2 - 2 a.c``), which never forms the
+        ``[B, K, d]`` tensor of candidates; other norms gather them.
+        """
         if self.distance and self.p != 2:
-            return self.match(query.unsqueeze(1), candidates.unsqueeze(2))
-        dots = torch.bmm(candidates, query.transpose(1, 2))
+            candidates = F.embedding(index, table).unsqueeze(2)   # [B, K, 1, d]
+            scores = self.match(query.unsqueeze(1), candidates)   # [B, K, Q]
+            return scores.gather(-1, which.unsqueeze(-1)).squeeze(-1)
+        dots = gathered_dots(table, query, index, which)
         if not self.distance:
             return dots
-        sq = torch.linalg.vector_norm(candidates, dim=-1, keepdim=True).square() \
-            + (query * query).sum(-1).unsqueeze(1) - 2 * dots
+        table_sq = (table * table).sum(-1, keepdim=True)
+        sq = F.embedding(index, table_sq).squeeze(-1) \
+            + (query * query).sum(-1).gather(1, which) - 2 * dots
         return -sq.clamp_min(1e-12).sqrt()
 
     def forward(self, head: Tensor, relation: Tensor, tail: Tensor) -> Tensor:
