@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from dhns_geo.errors import DHNSError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -95,7 +97,13 @@ def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
     if not launched_by_torchrun():
         return DistContext(), device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise DHNSError(
+                f"local rank {local} has no GPU ({torch.cuda.device_count()} "
+                "visible): start at most one rank per GPU, or train on the "
+                "CPU with --device cpu")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

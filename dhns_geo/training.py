@@ -198,8 +198,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        # RNG states are CPU byte tensors, even after map_location="cuda".
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         loop = state["loop"]
         self.epoch, self.best_mrr = loop["epoch"], loop["best_mrr"]
         self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]

@@ -82,9 +82,10 @@ def test_levels_are_ordered_by_hardness(tmp_path, strided):
     _, data, model, _ = load_run(trained_toy(tmp_path, sampler="uniform"))
     cfg = TrainConfig(dim=32, sampler="dhns", dhns_level_weights=[1.0] * 5,
                       dhns_sampling="strided" if strided else "full")
-    sampler = build_sampler(cfg, data, None)
-    g = torch.Generator().manual_seed(0)
-    train = split_triples(data, "train")
+    dev = model.device                          # CUDA where the run used it
+    sampler = build_sampler(cfg, data, None).to(dev)
+    g = torch.Generator(device=dev).manual_seed(0)
+    train = split_triples(data, "train").to(dev)
     for p in model.parameters():
         p.requires_grad_(False)
     train_generator(sampler, model, train, epochs=8, batch_size=256,
@@ -100,7 +101,8 @@ def test_levels_are_ordered_by_hardness(tmp_path, strided):
     # The spread of levels is a real fraction of the gap between positives
     # and random negatives, and the hardest level lies near the positives.
     positive = model(h, r, t, table).mean().item()
-    random = model(h, r, torch.randint(0, 1000, t.shape, generator=g), table).mean().item()
+    random = model(h, r, torch.randint(0, 1000, t.shape, generator=g, device=dev),
+                   table).mean().item()
     assert scores[0] - scores[-1] > 0.2 * (positive - random)
     assert scores[0] > (positive + random) / 2
 

@@ -12,7 +12,7 @@ from dhns_geo.distributed import DistContext
 from dhns_geo.training import run_training
 
 OPTIONS = {"dim": 16, "epochs": 2, "num_negatives": 4, "batch_size": 250,
-           "eval_every": 1, "seed": 3}
+           "eval_every": 1, "seed": 3, "device": "cpu"}   # gloo, GPU or not
 RUN_FILES = {"config.json", "model.pt", "last.pt", "metrics.json", "history.csv"}
 
 

@@ -5,7 +5,8 @@ from torch_geometric.nn import kge
 from dhns_geo.nn import (ComplEx, DistMult, KGCModel, ModalityFusion,
                          MultimodalEntityEmbedding, RGCNEncoder, RotatE,
                          TransE, make_scorer)
-from dhns_geo.nn.gathered import gathered_dots
+from dhns_geo.nn.gathered import (gathered_dots, gathered_dots_dense,
+                                  gathered_dots_sparse)
 
 N, R, D, B = 20, 4, 8, 6
 
@@ -131,7 +132,9 @@ def test_model_with_encoder_scores_ids_and_embeddings():
         KGCModel(N, R, 7, ComplEx())
 
 
-def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients():
+@pytest.mark.parametrize("impl", [gathered_dots, gathered_dots_dense,
+                                  gathered_dots_sparse])
+def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients(impl):
     torch.manual_seed(2)
     table = torch.randn(N, D, requires_grad=True)
     query = torch.randn(B, 3, D, requires_grad=True)
@@ -140,7 +143,7 @@ def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients():
     index[:, 1], which[:, 1] = index[:, 0], which[:, 0]     # duplicate entries
     grad = torch.randn(B, 5)
 
-    out = gathered_dots(table, query, index, which)
+    out = impl(table, query, index, which)
     out.backward(grad)
     ours = out.detach(), table.grad.clone(), query.grad.clone()
     table.grad = query.grad = None
@@ -154,7 +157,7 @@ def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients():
 
 def test_gathered_dots_rejects_ids_out_of_range():
     with pytest.raises(IndexError, match=r"\[0, 20\)"):
-        gathered_dots(torch.randn(N, D), torch.randn(1, 2, D),
+        gathered_dots_sparse(torch.randn(N, D), torch.randn(1, 2, D),
                       torch.tensor([[3, N]]), torch.tensor([[0, 1]]))
 
 

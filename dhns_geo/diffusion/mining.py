@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.diffusion.dhns import DHNSSampler
+from dhns_geo.errors import DHNSError
 from dhns_geo.nn.model import KGCModel
 
 #: Sides of a hierarchical negative and the positions they replace.
@@ -20,6 +21,11 @@ def train_generator(sampler: DHNSSampler, model: KGCModel, triples: Tensor,
                     progress: bool = True) -> float:
     """Trains DiffHEG on a frozen model over ``triples`` ``[n, 3]``; returns
     the last generator loss."""
+    if generator.device.type != model.device.type:
+        raise DHNSError(f"the random generator is on {generator.device} and "
+                        f"the model on {model.device}: make it with "
+                        "torch.Generator(device=model.device)")
+    triples = triples.to(model.device)
     model.eval()
     with torch.no_grad():
         table = model.encode()
