@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="dataset root with <NAME>/raw")
     parser.add_argument("--datasets", nargs="+", default=["MKG-Y", "DB15K"])
     parser.add_argument("--frameworks", nargs="+", default=["dhns-geo", "pykeen"])
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     args = parser.parse_args()
