@@ -1,7 +1,8 @@
 """Training throughput, filtered evaluation time and peak memory of dhns-geo
 against PyKEEN at one configuration: RotatE, 256 real numbers per entity
 (128 complex), 64 negatives per positive, batch 1024, self-adversarial loss,
-Adam. Each framework runs in its own subprocess so peak RSS is its own.
+Adam, `--epochs` (3) training epochs. Each framework runs in its own
+subprocess so peak RSS is its own.
 
 PyKEEN is installed only in the benchmark's environment::
 

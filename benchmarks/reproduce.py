@@ -152,9 +152,12 @@ def plot(rows: list[dict], run_root: Path, path: Path, scorer: str) -> None:
             for r in rows:
                 if (r["dataset"], r["scorer"], r["method"]) != (dataset, scorer, method):
                     continue
-                history = csv.DictReader((run_root / r["run"] / "history.csv").open())
+                history = run_root / r["run"] / "history.csv"
+                if not history.is_file():       # a row merged from elsewhere
+                    continue
                 curves.append({int(h["epoch"]): float(h["valid_mrr"])
-                               for h in history if h["valid_mrr"]})
+                               for h in csv.DictReader(history.open())
+                               if h["valid_mrr"]})
             if not curves:
                 continue
             epochs = sorted(set.intersection(*(set(c) for c in curves)))

@@ -44,3 +44,23 @@ def test_summary_mean_and_spread():
     assert s["seeds"] == 3
     assert abs(s["test_mrr"] - 0.2) < 1e-12
     assert abs(s["test_mrr_std"] - (0.02 / 3) ** 0.5) < 1e-12
+
+
+def test_results_merge_earlier_rows_whose_run_folders_are_gone(tmp_path):
+    """A grid resumed elsewhere merges runs.csv rows without run folders:
+    they stay in the tables and are left out of the plot."""
+    reproduce = load_reproduce()
+
+    def row(run, dataset, mrr):
+        return {"dataset": dataset, "scorer": "rotate", "method": "dhns",
+                "seed": 0, "run": run, "valid_mrr": mrr, "epoch_s": 1.0,
+                **{f"test_{k}": mrr for k in reproduce.METRICS}}
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    (runs / "new").mkdir(parents=True)
+    (runs / "new" / "history.csv").write_text("epoch,valid_mrr\n1,0.1\n2,0.2\n")
+    results.mkdir()
+    reproduce.write_results(results, [row("old", "DB15K", 0.3)], runs)
+    text = reproduce.write_results(results, [row("new", "MKG-Y", 0.2)], runs)
+    assert "| DB15K | rotate | dhns | 1 | 0.3000" in text
+    assert "| MKG-Y | rotate | dhns | 1 | 0.2000" in text
+    assert (results / "curves.png").stat().st_size > 0
