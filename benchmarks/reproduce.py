@@ -167,7 +167,11 @@ def plot(rows: list[dict], run_root: Path, path: Path, scorer: str) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel("valid MRR (filtered)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no run folders here", ha="center",
+                    transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
