@@ -42,6 +42,22 @@ METHODS = {
     "self-adv": {"sampler": "uniform", "loss": "self-adversarial"},
     "dhns": {"sampler": "dhns", "loss": "self-adversarial"},
 }
+#: DHNS variants of the investigation (README, "Why DHNS ties"), one knob
+#: at a time: the loss weight mu, generator steps per batch, diffusion on
+#: unit-RMS embeddings, and with it which levels count and flat margins
+#: instead of NTAT's.
+ABLATIONS = {
+    "dhns-mu0.1": {**METHODS["dhns"], "dhns_mu": 0.1},
+    "dhns-mu1": {**METHODS["dhns"], "dhns_mu": 1.0},
+    "dhns-gen3": {**METHODS["dhns"], "dhns_generator_steps": 3},
+    "dhns-norm": {**METHODS["dhns"], "dhns_normalize": True},
+    "dhns-norm-mu0.1": {**METHODS["dhns"], "dhns_normalize": True, "dhns_mu": 0.1},
+    "dhns-norm-hard": {**METHODS["dhns"], "dhns_normalize": True,
+                       "dhns_level_weights": [0.0, 1.0, 1.0, 0.0, 0.0]},
+    "dhns-norm-flat": {**METHODS["dhns"], "dhns_normalize": True,
+                       "dhns_margin_factors": [1.0] * 5},
+}
+VARIANTS = {**METHODS, **ABLATIONS}
 #: Default budget for a 2-core CPU, and the papers' budget (``--full``).
 BUDGETS = {
     "cpu": {"dim": 256, "num_negatives": 64, "batch_size": 1024, "epochs": 12,
@@ -66,6 +82,8 @@ def train_command(cfg: TrainConfig, run_dir: Path) -> str:
         if value == getattr(default, f.name) or value is None:
             continue
         flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         args += [flag] if value is True else [flag, str(value)]
     return shlex.join(args + ["--out", str(run_dir)])
 
@@ -147,7 +165,7 @@ def plot(rows: list[dict], run_root: Path, path: Path, scorer: str) -> None:
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6),
                              squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for method in METHODS:
+        for method in [m for m in VARIANTS if any(r["method"] == m for r in rows)]:
             curves = []
             for r in rows:
                 if (r["dataset"], r["scorer"], r["method"]) != (dataset, scorer, method):
@@ -181,7 +199,8 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="dataset root")
     parser.add_argument("--datasets", default="MKG-Y")
     parser.add_argument("--scorers", default="rotate,distmult,transe")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--full", action="store_true",
                         help="the authors' budget (dim 1024, 400 epochs): for a GPU")
@@ -189,6 +208,10 @@ def main() -> None:
     parser.add_argument("--results", default="benchmarks/results")
     args = parser.parse_args()
 
+    unknown = set(args.methods.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; "
+                     f"choose from {', '.join(VARIANTS)}")
     budget = BUDGETS["full" if args.full else "cpu"]
     run_root, results = Path(args.out), Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -200,7 +223,7 @@ def main() -> None:
                     name = f"{dataset}-{scorer}-{method}-seed{seed}"
                     cfg = TrainConfig(dataset=dataset, root=args.root,
                                       scorer=scorer, seed=seed, **budget,
-                                      **METHODS[method])
+                                      **VARIANTS[method])
                     row = {"dataset": dataset, "scorer": scorer,
                            "method": method, "seed": seed, "run": name}
                     row.update(run_one(cfg, run_root / name, name))

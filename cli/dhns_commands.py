@@ -11,6 +11,7 @@ import torch
 import typer
 
 from dhns_geo.cli.main import app
+from dhns_geo.cli.options import comma_list
 from dhns_geo.config import build_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
@@ -23,12 +24,9 @@ def _parse_levels(text: str | None, sampler: DHNSSampler) -> list[int]:
     """``--levels 1,5,25`` (diffusion steps) -> level indices."""
     if text is None:
         return list(range(len(sampler.levels)))
-    try:
-        steps = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise DHNSError(f"--levels must be comma-separated steps, got {text!r}") from None
+    steps = comma_list(text, int, "--levels")
     unknown = [s for s in steps if s not in sampler.levels]
-    if unknown or not steps:
+    if unknown:
         raise DHNSError(f"--levels {text}: steps must be among the run's levels "
                         f"{sampler.levels}")
     return [sampler.levels.index(s) for s in steps]

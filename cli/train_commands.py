@@ -10,10 +10,15 @@ from typing import Optional
 import typer
 
 from dhns_geo.cli.main import app
+from dhns_geo.cli.options import comma_list
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.distributed import is_main_process
 from dhns_geo.training import load_run, run_facts, run_training
+
+#: Options given as comma-separated text, and the type of their values.
+LIST_OPTIONS = {"dhns_levels": int, "dhns_level_weights": float,
+                "dhns_margin_factors": float}
 
 
 def _opt(default_help: str, *names: str):
@@ -52,6 +57,11 @@ def train(
     dhns_steps: Optional[int] = _opt("Diffusion steps T (default 50).", "--dhns-steps"),
     dhns_sampling: Optional[str] = _opt("strided (DDIM, default) or full (DDPM).", "--dhns-sampling"),
     dhns_generator_steps: Optional[int] = _opt("Generator steps per batch (default 1).", "--dhns-generator-steps"),
+    dhns_normalize: Optional[bool] = typer.Option(None, "--dhns-normalize/--no-dhns-normalize", help="Diffuse embeddings scaled to unit root mean square (default off, as in the authors' code)."),
+    dhns_lr: Optional[float] = _opt("Learning rate of the generator's Adam (default 0.001).", "--dhns-lr"),
+    dhns_levels: Optional[str] = _opt("Hardness levels as comma-separated diffusion steps (default 1,T/10,T/8,T/4,T/2).", "--dhns-levels"),
+    dhns_level_weights: Optional[str] = _opt("Loss weight per level, comma-separated (default 0,0.5,1,1,0.5).", "--dhns-level-weights"),
+    dhns_margin_factors: Optional[str] = _opt("NTAT margin factor per level, comma-separated (default 0.1,0.3,0.5,0.7,0.9).", "--dhns-margin-factors"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),
@@ -67,6 +77,10 @@ def train(
         values = read_config_file(config) if config is not None else {}
         flags = {k: v for k, v in locals().items()
                  if k in TrainConfig.__dataclass_fields__ and v is not None}
+        for name, kind in LIST_OPTIONS.items():
+            if name in flags:
+                flags[name] = comma_list(flags[name], kind,
+                                         "--" + name.replace("_", "-"))
         cfg = TrainConfig.from_dict({**values, **flags},
                                     str(config) if config else "options")
         run_dir = out or Path("runs") / (

@@ -74,6 +74,7 @@ class TrainConfig:
     dhns_sampling: str = "strided"    # strided (DDIM) | full (DDPM)
     dhns_generator_steps: int = 1
     dhns_lr: float = 1e-3
+    dhns_normalize: bool = False      # diffusion on unit-RMS embeddings
 
     def __post_init__(self) -> None:
         for name, value, choices in (("sampler", self.sampler, SAMPLERS),

@@ -25,7 +25,7 @@ def test_printed_command_rebuilds_the_grid_config(tmp_path, capsys, monkeypatch)
                         {"best_epoch": 0, "test": {}})
     monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
     for budget in reproduce.BUDGETS.values():
-        for method in reproduce.METHODS.values():
+        for method in reproduce.VARIANTS.values():
             cfg = TrainConfig(dataset="MKG-Y", root="/data", scorer="distmult",
                               seed=2, **budget, **method)
             argv = shlex.split(reproduce.train_command(cfg, tmp_path / "r"))
@@ -64,3 +64,42 @@ def test_results_merge_earlier_rows_whose_run_folders_are_gone(tmp_path):
     assert "| DB15K | rotate | dhns | 1 | 0.3000" in text
     assert "| MKG-Y | rotate | dhns | 1 | 0.2000" in text
     assert (results / "curves.png").stat().st_size > 0
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gradient_mass_is_the_loss_derivative():
+    """The hardness script's gradient mass of a group equals autograd's
+    derivative of the self-adversarial loss by the negative scores."""
+    import torch
+    from dhns_geo.losses import KGELoss
+    hardness = load_script("dhns_hardness")
+    loss = KGELoss("self-adversarial", margin=6.0, temperature=0.5)
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(5, generator=g)
+    neg = (3 * torch.randn(5, 4, generator=g)).requires_grad_()
+    factor = torch.tensor([0.1, 0.5, 0.9, 1.0])
+    loss(pos, neg, factor).backward()
+    # KGELoss is the mean over B positives of (pos + neg) / 2.
+    expected = neg.grad.sum(-1) * 2 * 5
+    torch.testing.assert_close(hardness.gradient_mass(loss, neg.detach(), factor),
+                               expected)
+
+
+def test_hardness_rows_of_a_dhns_run(tmp_path):
+    from dhns_geo.training import run_training
+    cfg = TrainConfig(dim=16, epochs=2, sampler="dhns", num_negatives=4,
+                      eval_every=2, dhns_mu=0.2)
+    run_training(cfg, tmp_path / "run", log=lambda line: None, progress=False)
+    rows = load_script("dhns_hardness").hardness(tmp_path / "run", "valid", 50, 0)
+    assert [r["step"] for r in rows] == [5, 6, 12, 25]
+    assert [r["loss_weight"] for r in rows] == [0.2 * w / 4 for w in (0.5, 1, 1, 0.5)]
+    for r in rows:
+        for key in ("above_pos", "entity_pct", "true_pct", "grad_share"):
+            assert 0 <= r[key] <= 1, (key, r)
+        assert r["norm_ratio"] > 0

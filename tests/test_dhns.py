@@ -206,3 +206,24 @@ def test_sample_negatives_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["sample-negatives", str(run), "--levels", "7"])
     assert info.value.code == 1
+
+
+def test_normalized_diffusion_follows_the_embedding_scale():
+    """With ``normalize`` the generated entities scale with the model's
+    embeddings (the chain runs on unit-RMS inputs); without it they do not."""
+    torch.manual_seed(0)
+    model = KGCModel(30, 3, 8, RotatE())
+    pos = torch.tensor([[0, 0, 1], [2, 1, 3], [4, 2, 5]])
+    for normalize, follows in ((True, True), (False, False)):
+        sampler = DHNSSampler(UniformSampler(30, 3, 4), 1, 8, normalize=normalize)
+        out = []
+        for c in (1.0, 0.01):
+            with torch.no_grad():
+                model.entities.structural.weight.mul_(c)
+            out.append(sampler.generate(pos, model, model.encode(),
+                                        torch.Generator().manual_seed(0)))
+            with torch.no_grad():
+                model.entities.structural.weight.div_(c)
+        for i in out[0]:
+            same = torch.allclose(out[1][i][1], 0.01 * out[0][i][1], atol=1e-6)
+            assert same == follows, (normalize, i)

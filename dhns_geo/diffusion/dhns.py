@@ -135,6 +135,12 @@ class DHNSSampler(NegativeSampler):
         lr: Learning rate of the generator's Adam.
         strided: DDIM sampling over the kept steps (fast) instead of the
             full DDPM chain.
+        normalize: Run the diffusion on embeddings divided by each
+            modality's root mean square over the batch (and scale the
+            samples back), so that the unit Gaussian the reverse chain
+            starts from matches the data's scale. Off, as in the authors'
+            code, embeddings far smaller than the noise come out far from
+            every real entity (see the README's investigation).
     """
 
     def __init__(self, base: NegativeSampler, num_modalities: int, dim: int,
@@ -142,7 +148,7 @@ class DHNSSampler(NegativeSampler):
                  level_weights: Sequence[float] = (0.0, 0.5, 1.0, 1.0, 0.5),
                  margin_factors: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
                  mu: float = 0.01, generator_steps: int = 1, lr: float = 1e-3,
-                 strided: bool = True) -> None:
+                 strided: bool = True, normalize: bool = False) -> None:
         super().__init__()
         levels = list(levels) if levels is not None else default_levels(num_steps)
         if not len(levels) == len(level_weights) == len(margin_factors):
@@ -158,6 +164,7 @@ class DHNSSampler(NegativeSampler):
         self.levels, self.level_weights = levels, list(level_weights)
         self.margin_factors = list(margin_factors)
         self.mu, self.generator_steps, self.strided = mu, generator_steps, strided
+        self.normalize = normalize
         self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr)
 
     @classmethod
@@ -167,7 +174,7 @@ class DHNSSampler(NegativeSampler):
                    config.dhns_levels, config.dhns_level_weights,
                    config.dhns_margin_factors, config.dhns_mu,
                    config.dhns_generator_steps, config.dhns_lr,
-                   config.dhns_sampling == "strided")
+                   config.dhns_sampling == "strided", config.dhns_normalize)
 
     # The generator's optimizer is part of the sampler's state dict.
     def get_extra_state(self) -> dict:
@@ -176,28 +183,33 @@ class DHNSSampler(NegativeSampler):
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
-    @staticmethod
-    def _inputs(positives: Tensor, model: KGCModel,
-                table: EntityTable) -> tuple[Tensor, Tensor, Tensor]:
-        """Targets, conditions ``[M, 2B, d]`` and mask ``[M, 2B]``: the
-        first ``B`` rows are tails given ``(h, r)``, the last ``B`` heads
-        given ``(t, r)``."""
+    @torch.no_grad()
+    def _inputs(self, positives: Tensor, model: KGCModel,
+                table: EntityTable) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Targets, conditions ``[M, 2B, d]``, mask ``[M, 2B]`` and the
+        scale ``[M, 1, 1]`` they were divided by (ones unless
+        ``normalize``): the first ``B`` rows are tails given ``(h, r)``, the
+        last ``B`` heads given ``(t, r)``."""
         h, r, t = positives.unbind(dim=1)
-        with torch.no_grad():
-            x_h, m_h = table.modalities(h)              # [B, M, d], [B, M]
-            x_t, m_t = table.modalities(t)
-            rel = model.relations(r).unsqueeze(1)       # [B, 1, d_r]
-            cond = torch.cat([model.scorer.compose(x_h, rel, "tail"),
-                              model.scorer.compose(x_t, rel, "head")])
-        target = torch.cat([x_t, x_h]).transpose(0, 1).detach()
+        x_h, m_h = table.modalities(h)                  # [B, M, d], [B, M]
+        x_t, m_t = table.modalities(t)
+        rel = model.relations(r).unsqueeze(1)           # [B, 1, d_r]
+        cond = torch.cat([model.scorer.compose(x_h, rel, "tail"),
+                          model.scorer.compose(x_t, rel, "head")]).transpose(0, 1)
+        target = torch.cat([x_t, x_h]).transpose(0, 1)
         mask = torch.cat([m_t, m_h]).t()
-        return target, cond.transpose(0, 1).detach(), mask
+        scale = target.new_ones(target.size(0), 1, 1)
+        if self.normalize:
+            rows = mask.sum(1).clamp_min(1) * target.size(-1)     # [M]
+            square = (target.pow(2).sum(-1) * mask).sum(1) / rows
+            scale = square.sqrt().clamp_min(1e-12).view(-1, 1, 1)
+        return target / scale, cond / scale, mask, scale
 
     def fit_generator(self, positives: Tensor, model: KGCModel,
                       table: EntityTable, generator: torch.Generator) -> float:
         """``generator_steps`` updates of DiffHEG on a batch; returns the
         last loss."""
-        target, cond, mask = self._inputs(positives, model, table)
+        target, cond, mask, _ = self._inputs(positives, model, table)
         self.diffheg.train()
         for _ in range(self.generator_steps):
             loss = self.diffheg.loss(target, cond, generator, mask)
@@ -218,14 +230,14 @@ class DHNSSampler(NegativeSampler):
         """
         levels = levels if levels is not None else [
             i for i, w in enumerate(self.level_weights) if w > 0]
-        _, cond, _ = self._inputs(positives, model, table)
+        _, cond, _, scale = self._inputs(positives, model, table)
         self.diffheg.eval()
         samples = self.diffheg.sample(cond, [self.levels[i] for i in levels],
                                       generator, self.strided)
         b = positives.size(0)
         out = {}
         for i in levels:
-            x = samples[self.levels[i]].transpose(0, 1)   # [2B, M, d]
+            x = (samples[self.levels[i]] * scale).transpose(0, 1)   # [2B, M, d]
             fused = model.fusion(x)
             out[i] = (fused[b:], fused[:b])
         return out

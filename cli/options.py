@@ -1,0 +1,22 @@
+"""Parsing of option values the command line takes as text."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from dhns_geo.errors import DHNSError
+
+T = TypeVar("T")
+
+
+def comma_list(text: str, kind: Callable[[str], T], flag: str) -> list[T]:
+    """``"1,5,25"`` -> ``[1, 5, 25]``; a clear error naming ``flag`` for an
+    empty list or a value ``kind`` does not accept."""
+    try:
+        values = [kind(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise DHNSError(f"{flag} must be comma-separated {kind.__name__} "
+                        f"values, got {text!r}") from None
+    if not values:
+        raise DHNSError(f"{flag} must list at least one value")
+    return values
