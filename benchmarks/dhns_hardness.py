@@ -125,6 +125,11 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("diffusion step of the level (1 = hardest)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    true_pct = sum(r["true_pct"] for r in rows) / len(rows)
+    line = axes[1].axhline(true_pct, color="gray", linestyle="--",
+                           label=f"the true answers ({true_pct:.3f})")
+    axes[1].legend(handles=[line], fontsize=7)
+    axes[2].set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

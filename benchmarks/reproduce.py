@@ -4,7 +4,8 @@ Trains every (dataset, scorer, method, seed) of the grid with the same dim,
 epochs, batch and negatives, resumes a partially finished grid, and writes
 ``runs.csv`` (one row per run, with the ``dhns train`` command that
 reproduces it), ``summary.csv`` and ``results.md`` (mean and spread over
-seeds) and ``curves.png`` (valid MRR per epoch, one panel per dataset).
+seeds) and ``curves.png`` (valid MRR per epoch, a panel per dataset and
+scorer).
 
 Methods (all with uniform or Bernoulli corruption of one side):
 
@@ -42,20 +43,27 @@ METHODS = {
     "self-adv": {"sampler": "uniform", "loss": "self-adversarial"},
     "dhns": {"sampler": "dhns", "loss": "self-adversarial"},
 }
-#: DHNS variants of the investigation (README, "Why DHNS ties"), one knob
-#: at a time: the loss weight mu, generator steps per batch, diffusion on
-#: unit-RMS embeddings, and with it which levels count and flat margins
-#: instead of NTAT's.
+#: DHNS variants of the investigation (README, "Why DHNS ties with RotatE"),
+#: one knob at a time: the loss weight mu, generator steps per batch,
+#: diffusion on unit-RMS embeddings, which levels count, NTAT's margins.
 ABLATIONS = {
     "dhns-mu0.1": {**METHODS["dhns"], "dhns_mu": 0.1},
     "dhns-mu1": {**METHODS["dhns"], "dhns_mu": 1.0},
     "dhns-gen3": {**METHODS["dhns"], "dhns_generator_steps": 3},
     "dhns-norm": {**METHODS["dhns"], "dhns_normalize": True},
-    "dhns-norm-mu0.1": {**METHODS["dhns"], "dhns_normalize": True, "dhns_mu": 0.1},
-    "dhns-norm-hard": {**METHODS["dhns"], "dhns_normalize": True,
-                       "dhns_level_weights": [0.0, 1.0, 1.0, 0.0, 0.0]},
-    "dhns-norm-flat": {**METHODS["dhns"], "dhns_normalize": True,
-                       "dhns_margin_factors": [1.0] * 5},
+    # Control: each DHNS group's loss also holds the positive's term, so mu
+    # re-weights the positives too; margin factors of -100 make the
+    # generated negatives' terms exactly zero and leave only that.
+    "dhns-mu1-posonly": {**METHODS["dhns"], "dhns_mu": 1.0,
+                         "dhns_margin_factors": [-100.0] * 5},
+    # The same re-weighting without DHNS: 1 + mu * sum(level weights) / 4.
+    "self-adv-pos1.75": {**METHODS["self-adv"], "positive_weight": 1.75},
+    "dhns-norm-mu1": {**METHODS["dhns"], "dhns_normalize": True, "dhns_mu": 1.0},
+    # Which levels count, and flat margins instead of NTAT's (run with
+    # DistMult, where the generated negatives carry real weight).
+    "dhns-hard": {**METHODS["dhns"], "dhns_level_weights": [0.0, 1.0, 1.0, 0.0, 0.0]},
+    "dhns-easy": {**METHODS["dhns"], "dhns_level_weights": [0.0, 0.0, 0.0, 1.0, 1.0]},
+    "dhns-flat": {**METHODS["dhns"], "dhns_margin_factors": [1.0] * 5},
 }
 VARIANTS = {**METHODS, **ABLATIONS}
 #: Default budget for a 2-core CPU, and the papers' budget (``--full``).
@@ -155,20 +163,24 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], run_root: Path, path: Path, scorer: str) -> None:
-    """Valid MRR per epoch (mean over seeds) per method, a panel per dataset."""
+def plot(rows: list[dict], run_root: Path, path: Path) -> None:
+    """Valid MRR per epoch (mean over seeds) per method, a panel per
+    dataset and scorer."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6),
-                             squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
+    panels = sorted({(r["dataset"], r["scorer"]) for r in rows})
+    cols = min(len(panels), 3)
+    fig, axes = plt.subplots(-(-len(panels) // cols), cols, squeeze=False,
+                             figsize=(5 * cols, 3.6 * -(-len(panels) // cols)))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
         for method in [m for m in VARIANTS if any(r["method"] == m for r in rows)]:
             curves = []
             for r in rows:
-                if (r["dataset"], r["scorer"], r["method"]) != (dataset, scorer, method):
+                if ((r["dataset"], r["scorer"]), r["method"]) != (panel, method):
                     continue
                 history = run_root / r["run"] / "history.csv"
                 if not history.is_file():       # a row merged from elsewhere
@@ -181,7 +193,7 @@ def plot(rows: list[dict], run_root: Path, path: Path, scorer: str) -> None:
             epochs = sorted(set.intersection(*(set(c) for c in curves)))
             ax.plot(epochs, [statistics.fmean(c[e] for c in curves) for e in epochs],
                     label=method, marker=".")
-        ax.set_title(f"{dataset} ({scorer})")
+        ax.set_title("{} ({})".format(*panel))
         ax.set_xlabel("epoch")
         ax.set_ylabel("valid MRR (filtered)")
         ax.grid(alpha=0.3)
@@ -245,7 +257,7 @@ def write_results(results: Path, rows: list[dict], run_root: Path) -> str:
             writer.writerows(table)
     text = markdown(summarize(rows))
     (results / "results.md").write_text(text)
-    plot(rows, run_root, results / "curves.png", "rotate")
+    plot(rows, run_root, results / "curves.png")
     return text
 
 

@@ -43,6 +43,7 @@ def train(
     loss: Optional[str] = _opt("margin, softplus or self-adversarial (default).", "--loss"),
     adversarial_temperature: Optional[float] = _opt("Self-adversarial temperature (default 1).", "--adversarial-temperature"),
     margin: Optional[float] = _opt("Loss margin gamma (default 6).", "--margin"),
+    positive_weight: Optional[float] = _opt("Weight of the positives' term of the softplus and self-adversarial losses (default 1).", "--positive-weight"),
     regularizer: Optional[str] = _opt("none, l2 or l3.", "--regularizer"),
     reg_weight: Optional[float] = _opt("Regularisation weight.", "--reg-weight"),
     epochs: Optional[int] = _opt("Maximum epochs (default 40).", "--epochs"),

@@ -51,6 +51,7 @@ class TrainConfig:
     loss: str = "self-adversarial"    # margin | softplus | self-adversarial
     adversarial_temperature: float = 1.0
     margin: float = 6.0
+    positive_weight: float = 1.0      # of the positives' term (logistic losses)
     regularizer: str = "none"         # none | l2 | l3
     reg_weight: float = 0.0
     # optimisation
@@ -170,4 +171,5 @@ def build_sampler(config: TrainConfig, data: HeteroData,
 
 
 def build_loss(config: TrainConfig) -> KGELoss:
-    return KGELoss(config.loss, config.margin, config.adversarial_temperature)
+    return KGELoss(config.loss, config.margin, config.adversarial_temperature,
+                   config.positive_weight)

@@ -6,11 +6,16 @@ weight=None)``. The margin of negative ``k`` is ``margin * margin_factor_k``
 reweights negatives (``0`` drops one) and is renormalised per positive.
 
 * ``margin``: :math:`\sum_k w_k\,[\gamma_k - s^+ + s^-_k]_+`
-* ``softplus``: :math:`\mathrm{softplus}(-(\gamma + s^+)) + \sum_k w_k\,
+* ``softplus``: :math:`\lambda\,\mathrm{softplus}(-(\gamma + s^+)) + \sum_k w_k\,
   \mathrm{softplus}(\gamma_k + s^-_k)` (the logistic loss; with
   distance-based scores ``s = -d`` the logit is ``gamma - d`` as in RotatE)
 * ``self-adversarial``: the logistic loss with negatives weighted by
   :math:`\mathrm{softmax}_k(\alpha s^-_k)` (detached), Sun et al. (2019)
+
+:math:`\lambda` (``positive_weight``, default 1) weighs the positives' term
+of the logistic losses. Every group of negatives carries that term, so a
+DHNS loss weight ``mu`` re-weights the positives as well (README, the DHNS
+investigation).
 """
 
 from __future__ import annotations
@@ -43,15 +48,23 @@ class KGELoss(nn.Module):
         kind: ``margin``, ``softplus`` or ``self-adversarial``.
         margin: Base margin :math:`\\gamma`.
         temperature: :math:`\\alpha` of the self-adversarial loss.
+        positive_weight: :math:`\\lambda`, the weight of the positives'
+            term of the logistic losses.
     """
 
     def __init__(self, kind: str = "self-adversarial", margin: float = 6.0,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, positive_weight: float = 1.0) -> None:
         super().__init__()
         if kind not in LOSSES:
             raise DHNSError(f"unknown loss {kind!r}; choose from "
                             f"{', '.join(LOSSES)}")
+        if positive_weight <= 0:
+            raise DHNSError(f"positive_weight must be positive, got {positive_weight}")
+        if kind == "margin" and positive_weight != 1.0:
+            raise DHNSError("positive_weight applies to the softplus and "
+                            "self-adversarial losses, not to margin")
         self.kind, self.margin, self.temperature = kind, margin, temperature
+        self.positive_weight = positive_weight
 
     def forward(self, pos: Tensor, neg: Tensor,
                 margin_factor: Tensor | float = 1.0,
@@ -64,9 +77,10 @@ class KGELoss(nn.Module):
             return (w * per).sum(dim=-1).mean()
         temperature = self.temperature if self.kind == "self-adversarial" else None
         w = negative_weights(neg, weight, temperature)
-        pos_loss = F.softplus(-(self.margin + pos))
+        pos_loss = self.positive_weight * F.softplus(-(self.margin + pos))
         neg_loss = (w * F.softplus(neg_margin + neg)).sum(dim=-1)
         return (pos_loss + neg_loss).mean() / 2
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, margin={self.margin}, temperature={self.temperature}"
+        return (f"kind={self.kind}, margin={self.margin}, temperature="
+                f"{self.temperature}, positive_weight={self.positive_weight}")

@@ -93,8 +93,34 @@ def test_softplus_and_self_adversarial_by_hand():
     KGELoss("self-adversarial", margin=gamma)(pos, neg).backward()
     assert torch.allclose(neg.grad, (w * torch.sigmoid(gamma + neg.detach()) / 2))
 
+    # The positives' term scales with positive_weight; the negatives' not.
+    heavy = KGELoss("self-adversarial", margin=gamma, positive_weight=1.75)
+    expected = (1.75 * sp(torch.tensor(-(gamma - 1.0))) +
+                w[0] * sp(torch.tensor(gamma - 3.0)) + w[1] * sp(torch.tensor(gamma - 1.0))) / 2
+    assert heavy(pos, neg).item() == pytest.approx(expected.item())
+
+
+def test_dhns_groups_reweight_positives_like_positive_weight():
+    """A base group plus DHNS groups of loss weight summing to 0.75 whose
+    negatives are inert is the base loss with positive_weight 1.75."""
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(6, generator=g), torch.randn(6, 8, generator=g)
+    inert = torch.full((6, 3), -1e4)
+    loss = KGELoss("self-adversarial")
+    groups = loss(pos, neg) + sum(w * loss(pos, inert, 0.5) for w in (0.25, 0.5))
+    heavy = KGELoss("self-adversarial", positive_weight=1.75)(pos, neg)
+    assert groups.item() == pytest.approx(heavy.item(), rel=1e-6)
+
 
 def test_unknown_loss():
     from dhns_geo.errors import DHNSError
     with pytest.raises(DHNSError, match="unknown loss"):
         KGELoss("hinge")
+
+
+def test_positive_weight_is_checked():
+    from dhns_geo.errors import DHNSError
+    with pytest.raises(DHNSError, match="must be positive"):
+        KGELoss("softplus", positive_weight=0.0)
+    with pytest.raises(DHNSError, match="not to margin"):
+        KGELoss("margin", positive_weight=2.0)
