@@ -14,8 +14,11 @@ Methods (all with uniform or Bernoulli corruption of one side):
 * ``self-adv``  uniform negatives, self-adversarial loss (RotatE)
 * ``dhns``      ``self-adv`` plus DHNS hierarchical negatives with NTAT
 
+and the variants of :data:`ABLATIONS` (one knob changed each), for the
+README's investigation of DHNS.
+
 Usage (CPU default budget: RotatE with 3 seeds and DistMult, TransE with one
-seed on MKG-Y take about 50 minutes on 2 cores)::
+seed on MKG-Y take about 45 minutes on 2 cores)::
 
     python benchmarks/reproduce.py --root DATA_ROOT --datasets MKG-Y
     python benchmarks/reproduce.py --root DATA_ROOT --full   # the paper's budget, for a GPU
