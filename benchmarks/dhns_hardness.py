@@ -70,15 +70,14 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
     base_mass = sum(g.loss_weight * gradient_mass(
         loss, model.score_negatives(real_h, model.relations(r), real_t, g, table),
         g.margin_factor, g.weight) for g in base)
-    active = [i for i, w in enumerate(sampler.level_weights) if w > 0]
     rows = []
     for i, (gen_h, gen_t) in sampler.generate(positives, model, table,
-                                              generator, active).items():
+                                              generator).items():
         tail_neg = model(real_h, r, gen_t, table)
         head_neg = model(gen_h, r, real_t, table)
         both_neg = model(gen_h, r, gen_t, table)
         group = torch.stack([head_neg, tail_neg, both_neg], 1)
-        weight = sampler.mu * sampler.level_weights[i] / len(active)
+        weight = sampler.loss_weight(i)
         mass = gradient_mass(loss, group, sampler.margin_factors[i]) * weight
         pct = torch.cat([(all_tails > tail_neg[:, None]).float().mean(1),
                          (all_heads > head_neg[:, None]).float().mean(1)])

@@ -183,6 +183,16 @@ class DHNSSampler(NegativeSampler):
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
+    @property
+    def active_levels(self) -> list[int]:
+        """Indices of the levels whose loss weight is positive."""
+        return [i for i, w in enumerate(self.level_weights) if w > 0]
+
+    def loss_weight(self, level: int) -> float:
+        """NTAT weight of level ``level``'s loss: ``mu * level weight /
+        number of active levels``."""
+        return self.mu * self.level_weights[level] / len(self.active_levels)
+
     @torch.no_grad()
     def _inputs(self, positives: Tensor, model: KGCModel,
                 table: EntityTable) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -198,11 +208,11 @@ class DHNSSampler(NegativeSampler):
                           model.scorer.compose(x_t, rel, "head")]).transpose(0, 1)
         target = torch.cat([x_t, x_h]).transpose(0, 1)
         mask = torch.cat([m_t, m_h]).t()
-        scale = target.new_ones(target.size(0), 1, 1)
-        if self.normalize:
-            rows = mask.sum(1).clamp_min(1) * target.size(-1)     # [M]
-            square = (target.pow(2).sum(-1) * mask).sum(1) / rows
-            scale = square.sqrt().clamp_min(1e-12).view(-1, 1, 1)
+        if not self.normalize:
+            return target, cond, mask, target.new_ones(target.size(0), 1, 1)
+        rows = mask.sum(1).clamp_min(1) * target.size(-1)         # [M]
+        square = (target.pow(2).sum(-1) * mask).sum(1) / rows
+        scale = square.sqrt().clamp_min(1e-12).view(-1, 1, 1)
         return target / scale, cond / scale, mask, scale
 
     def fit_generator(self, positives: Tensor, model: KGCModel,
@@ -228,8 +238,7 @@ class DHNSSampler(NegativeSampler):
             ``{level index: (head [B, d], tail [B, d])}``: the fused
             generated head given ``(t, r)`` and tail given ``(h, r)``.
         """
-        levels = levels if levels is not None else [
-            i for i, w in enumerate(self.level_weights) if w > 0]
+        levels = levels if levels is not None else self.active_levels
         _, cond, _, scale = self._inputs(positives, model, table)
         self.diffheg.eval()
         samples = self.diffheg.sample(cond, [self.levels[i] for i in levels],
@@ -248,12 +257,11 @@ class DHNSSampler(NegativeSampler):
         self.fit_generator(positives, model, table, generator)
         h, _, t = positives.unbind(dim=1)
         real_h, real_t = table.fused(h), table.fused(t)
-        active = [i for i, w in enumerate(self.level_weights) if w > 0]
         for i, (gen_h, gen_t) in self.generate(positives, model, table,
-                                               generator, active).items():
+                                               generator).items():
             groups.append(Negatives(
                 head=torch.stack([gen_h, real_h, gen_h], dim=1),
                 tail=torch.stack([real_t, gen_t, gen_t], dim=1),
                 margin_factor=self.margin_factors[i],
-                loss_weight=self.mu * self.level_weights[i] / len(active)))
+                loss_weight=self.loss_weight(i)))
         return groups
