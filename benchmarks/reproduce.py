@@ -176,8 +176,9 @@ def plot(rows: list[dict], run_root: Path, path: Path) -> None:
 
     panels = sorted({(r["dataset"], r["scorer"]) for r in rows})
     cols = min(len(panels), 3)
-    fig, axes = plt.subplots(-(-len(panels) // cols), cols, squeeze=False,
-                             figsize=(5 * cols, 3.6 * -(-len(panels) // cols)))
+    lines = -(-len(panels) // cols)
+    fig, axes = plt.subplots(lines, cols, squeeze=False,
+                             figsize=(5 * cols, 3.6 * lines))
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):

@@ -8,11 +8,16 @@ from dhns_geo.config import TrainConfig
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
 
 
-def load_reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", BENCH)
+def load_script(name):
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_reproduce():
+    return load_script("reproduce")
 
 
 def test_printed_command_rebuilds_the_grid_config(tmp_path, capsys, monkeypatch):
@@ -64,13 +69,6 @@ def test_results_merge_earlier_rows_whose_run_folders_are_gone(tmp_path):
     assert "| DB15K | rotate | dhns | 1 | 0.3000" in text
     assert "| MKG-Y | rotate | dhns | 1 | 0.2000" in text
     assert (results / "curves.png").stat().st_size > 0
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_gradient_mass_is_the_loss_derivative():
