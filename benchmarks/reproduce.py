@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--full", action="store_true",
                         help="the authors' budget (dim 1024, 400 epochs): for a GPU")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the budget's epochs")
     parser.add_argument("--out", default="runs/reproduce", help="run folders")
     parser.add_argument("--results", default="benchmarks/results")
     args = parser.parse_args()
@@ -229,7 +231,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; "
                      f"choose from {', '.join(VARIANTS)}")
-    budget = BUDGETS["full" if args.full else "cpu"]
+    budget = dict(BUDGETS["full" if args.full else "cpu"])
+    if args.epochs is not None:
+        budget["epochs"] = args.epochs
     run_root, results = Path(args.out), Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     rows = []
