@@ -66,29 +66,31 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
     pos = model(real_h, r, real_t, table)
     all_tails, all_heads = score_all(h, r, "tail"), score_all(t, r, "head")
 
+    rel = model.relations(r)
     base = sampler.base.sample(positives, model, table, generator)
     base_mass = sum(g.loss_weight * gradient_mass(
-        loss, model.score_negatives(real_h, model.relations(r), real_t, g, table),
+        loss, model.score_negatives(real_h, rel, real_t, g, table),
         g.margin_factor, g.weight) for g in base)
+
+    def share_above(head_scores: Tensor, tail_scores: Tensor) -> float:
+        """Share of real entities scoring above the given ``[B]`` scores of
+        head- and tail-corrupted triples."""
+        return float(torch.cat([(all_heads > head_scores[:, None]).float().mean(1),
+                                (all_tails > tail_scores[:, None]).float().mean(1)]
+                               ).mean())
+
     rows = []
-    for i, (gen_h, gen_t) in sampler.generate(positives, model, table,
-                                              generator).items():
-        tail_neg = model(real_h, r, gen_t, table)
-        head_neg = model(gen_h, r, real_t, table)
-        both_neg = model(gen_h, r, gen_t, table)
-        group = torch.stack([head_neg, tail_neg, both_neg], 1)
-        weight = sampler.loss_weight(i)
-        mass = gradient_mass(loss, group, sampler.margin_factors[i]) * weight
-        pct = torch.cat([(all_tails > tail_neg[:, None]).float().mean(1),
-                         (all_heads > head_neg[:, None]).float().mean(1)])
+    levels = sampler.level_negatives(positives, model, table, generator)
+    for i, group in zip(sampler.active_levels, levels):
+        scores = model.score_negatives(real_h, rel, real_t, group, table)  # [B, 3]
+        gen_h, gen_t = group.head[:, 0], group.tail[:, 1]
+        mass = gradient_mass(loss, scores, group.margin_factor) * group.loss_weight
         rows.append({
             "run": run_dir.name, "level": i, "step": sampler.levels[i],
-            "margin_factor": sampler.margin_factors[i], "loss_weight": weight,
-            "above_pos": float((group > pos[:, None]).float().mean()),
-            "entity_pct": float(pct.mean()),
-            "true_pct": float(torch.cat([(all_tails > pos[:, None]).float().mean(1),
-                                         (all_heads > pos[:, None]).float().mean(1)]
-                                        ).mean()),
+            "margin_factor": group.margin_factor, "loss_weight": group.loss_weight,
+            "above_pos": float((scores > pos[:, None]).float().mean()),
+            "entity_pct": share_above(scores[:, 0], scores[:, 1]),
+            "true_pct": share_above(pos, pos),
             "grad_share": float((mass / (mass + base_mass)).mean()),
             "norm_ratio": float(torch.cat([gen_h, gen_t]).norm(dim=-1).mean()
                                 / torch.cat([real_h, real_t]).norm(dim=-1).mean()),

@@ -251,17 +251,23 @@ class DHNSSampler(NegativeSampler):
             out[i] = (fused[b:], fused[:b])
         return out
 
+    def level_negatives(self, positives: Tensor, model: KGCModel,
+                        table: EntityTable,
+                        generator: torch.Generator) -> list[Negatives]:
+        """One group per active level (in :attr:`active_levels` order) of
+        ``[B, 3, d]`` negatives ``(h~, r, t)``, ``(h, r, t~)``,
+        ``(h~, r, t~)``, with the level's margin factor and loss weight."""
+        h, _, t = positives.unbind(dim=1)
+        real_h, real_t = table.fused(h), table.fused(t)
+        return [Negatives(head=torch.stack([gen_h, real_h, gen_h], dim=1),
+                          tail=torch.stack([real_t, gen_t, gen_t], dim=1),
+                          margin_factor=self.margin_factors[i],
+                          loss_weight=self.loss_weight(i))
+                for i, (gen_h, gen_t) in self.generate(
+                    positives, model, table, generator).items()]
+
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
                generator: torch.Generator) -> list[Negatives]:
         groups = self.base.sample(positives, model, table, generator)
         self.fit_generator(positives, model, table, generator)
-        h, _, t = positives.unbind(dim=1)
-        real_h, real_t = table.fused(h), table.fused(t)
-        for i, (gen_h, gen_t) in self.generate(positives, model, table,
-                                               generator).items():
-            groups.append(Negatives(
-                head=torch.stack([gen_h, real_h, gen_h], dim=1),
-                tail=torch.stack([real_t, gen_t, gen_t], dim=1),
-                margin_factor=self.margin_factors[i],
-                loss_weight=self.loss_weight(i)))
-        return groups
+        return groups + self.level_negatives(positives, model, table, generator)
