@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 
 from dhns_geo.config import TrainConfig
-from dhns_geo.training import read_run_config, run_training
+from dhns_geo.run_folder import read_run_config
+from dhns_geo.training import run_training
 
 METHODS = {
     "uniform": {"sampler": "uniform", "loss": "softplus"},
@@ -83,6 +84,15 @@ BUDGETS = {
              "patience": 5, "dhns_lr": 0.002},
 }
 METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
+
+
+def grid_config(budget: dict, method: str, **fields) -> TrainConfig:
+    """The config of one grid run: ``budget`` with ``method``'s variant; the
+    budget's DHNS options apply to DHNS methods only."""
+    variant = VARIANTS[method]
+    if variant["sampler"] != "dhns":
+        budget = {k: v for k, v in budget.items() if not k.startswith("dhns_")}
+    return TrainConfig(**fields, **budget, **variant)
 
 
 def train_command(cfg: TrainConfig, run_dir: Path) -> str:
@@ -242,9 +252,8 @@ def main() -> None:
             for method in args.methods.split(","):
                 for seed in map(int, args.seeds.split(",")):
                     name = f"{dataset}-{scorer}-{method}-seed{seed}"
-                    cfg = TrainConfig(dataset=dataset, root=args.root,
-                                      scorer=scorer, seed=seed, **budget,
-                                      **VARIANTS[method])
+                    cfg = grid_config(budget, method, dataset=dataset,
+                                      root=args.root, scorer=scorer, seed=seed)
                     row = {"dataset": dataset, "scorer": scorer,
                            "method": method, "seed": seed, "run": name}
                     row.update(run_one(cfg, run_root / name, name))

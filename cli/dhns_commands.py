@@ -16,8 +16,10 @@ from dhns_geo.config import build_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
                                 train_generator)
-from dhns_geo.errors import DHNSError
+from dhns_geo.errors import OptionError
 from dhns_geo.training import load_run
+from dhns_geo.validation import (check, choice, device_rule, integer,
+                                 optional)
 
 
 def _parse_levels(text: str | None, sampler: DHNSSampler) -> list[int]:
@@ -27,8 +29,8 @@ def _parse_levels(text: str | None, sampler: DHNSSampler) -> list[int]:
     steps = comma_list(text, int, "--levels")
     unknown = [s for s in steps if s not in sampler.levels]
     if unknown:
-        raise DHNSError(f"--levels {text}: steps must be among the run's levels "
-                        f"{sampler.levels}")
+        raise OptionError("--levels", text, "steps among the run's levels "
+                          f"{sampler.levels}")
     return [sampler.levels.index(s) for s in steps]
 
 
@@ -47,10 +49,14 @@ def sample_negatives(
 ) -> None:
     """Generate hierarchical negatives for a run's triples and map them to
     their nearest real entities (filtered); writes a TSV."""
-    if split not in ("train", "valid", "test"):
-        raise DHNSError(f"--split must be train, valid or test, got {split!r}")
-    if k < 1:
-        raise DHNSError("--k must be at least 1")
+    check("--split", split, choice("train", "valid", "test"))
+    check("--limit", limit, optional(integer(0)))
+    check("--k", k, integer(1))
+    check("--generator-epochs", generator_epochs, integer(1))
+    check("--device", device, optional(device_rule))
+    check("--seed", seed, integer(0, 2 ** 63 - 1))
+    if levels is not None:
+        comma_list(levels, int, "--levels")
     config, data, model, checkpoint = load_run(run_dir, device)
     dev = model.device
     for p in model.parameters():

@@ -16,7 +16,9 @@ from dhns_geo.data import text as text_features
 from dhns_geo.data.features import (computed_text_path, file_sha256,
                                      paper_feature_path, sidecar_path)
 from dhns_geo.datasets import default_root, load_dataset, resolve_name
-from dhns_geo.training import atomic_save, atomic_write_text
+from dhns_geo.errors import OptionError
+from dhns_geo.validation import check, device_rule, integer
+from dhns_geo.run_folder import atomic_save, atomic_write_text
 
 features_app = typer.Typer(help="Compute modality features.",
                            no_args_is_help=True, rich_markup_mode=None)
@@ -46,6 +48,10 @@ def text(
 ) -> None:
     """Embed entity names (or a names file) into a [N, d] textual feature
     tensor; built-in datasets then use it in dhns train."""
+    check("--batch-size", batch_size, integer(1))
+    check("--device", device, device_rule)
+    if names is not None and not names.is_file():
+        raise OptionError("--names", str(names), "an existing file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_dataset(name_or_path, root)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from dhns_geo import __version__
-from dhns_geo.errors import DHNSError
+from dhns_geo.errors import DHNSError, OptionError
 
 app = typer.Typer(
     name="dhns",
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(args=argv, prog_name="dhns", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
+    except OptionError as exc:
+        # Said of the flag, unless the value came from a config file.
+        typer.echo(f"dhns: error: {exc if exc.source else exc.as_flag()}",
+                   err=True)
+        code = 2
     except DHNSError as exc:
         typer.echo(f"dhns: error: {exc}", err=True)
         code = 1

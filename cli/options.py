@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from dhns_geo.errors import DHNSError
+from dhns_geo.errors import OptionError
 
 T = TypeVar("T")
 
@@ -15,8 +15,8 @@ def comma_list(text: str, kind: Callable[[str], T], flag: str) -> list[T]:
     try:
         values = [kind(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise DHNSError(f"{flag} must be comma-separated {kind.__name__} "
-                        f"values, got {text!r}") from None
+        raise OptionError(flag, text, f"comma-separated {kind.__name__} "
+                          "values") from None
     if not values:
-        raise DHNSError(f"{flag} must list at least one value")
+        raise OptionError(flag, text, "a list of at least one value")
     return values

@@ -14,7 +14,10 @@ from dhns_geo.cli.options import comma_list
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.distributed import is_main_process
-from dhns_geo.training import load_run, run_facts, run_training
+from dhns_geo.errors import OptionError
+from dhns_geo.run_folder import run_facts
+from dhns_geo.training import load_run, run_training
+from dhns_geo.validation import check, choice, device_rule, integer, optional
 
 #: Options given as comma-separated text, and the type of their values.
 LIST_OPTIONS = {"dhns_levels": int, "dhns_level_weights": float,
@@ -63,6 +66,7 @@ def train(
     dhns_levels: Optional[str] = _opt("Hardness levels as comma-separated diffusion steps (default 1,T/10,T/8,T/4,T/2).", "--dhns-levels"),
     dhns_level_weights: Optional[str] = _opt("Loss weight per level, comma-separated (default 0,0.5,1,1,0.5).", "--dhns-level-weights"),
     dhns_margin_factors: Optional[str] = _opt("NTAT margin factor per level, comma-separated (default 0.1,0.3,0.5,0.7,0.9).", "--dhns-margin-factors"),
+    dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),
@@ -70,20 +74,29 @@ def train(
 ) -> None:
     """Train a KGC model; writes config.json, model.pt, last.pt,
     metrics.json and history.csv to the run folder."""
+    flags = {k: v for k, v in locals().items()
+             if k in TrainConfig.__dataclass_fields__ and v is not None}
     if resume is not None:
+        given = {**flags, "config": config, "out": out}
+        for name, value in given.items():
+            if value is not None:
+                raise OptionError(name, value, "left out with --resume (a "
+                                  "resumed run keeps the options of its "
+                                  "config.json)")
         metrics = run_training(TrainConfig(), resume, resume=True,
                                log=typer.echo, progress=progress)
         run_dir = resume
     else:
         values = read_config_file(config) if config is not None else {}
-        flags = {k: v for k, v in locals().items()
-                 if k in TrainConfig.__dataclass_fields__ and v is not None}
         for name, kind in LIST_OPTIONS.items():
             if name in flags:
                 flags[name] = comma_list(flags[name], kind,
                                          "--" + name.replace("_", "-"))
-        cfg = TrainConfig.from_dict({**values, **flags},
-                                    str(config) if config else "options")
+        try:
+            cfg = TrainConfig.from_dict({**values, **flags})
+        except OptionError as exc:
+            # A bad value from the file is said of the file's key.
+            raise (exc if exc.name in flags else exc.within(str(config))) from None
         run_dir = out or Path("runs") / (
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")
@@ -106,11 +119,11 @@ def evaluate(
     """Rebuild a run's best model and evaluate it (filtered ranking)."""
     from dhns_geo.data import build_filter_index, split_triples
     from dhns_geo.data.features import describe_sources
-    from dhns_geo.errors import DHNSError
     from dhns_geo.evaluation import evaluate_link_prediction
 
-    if split not in ("test", "valid"):
-        raise DHNSError(f"--split must be test or valid, got {split!r}")
+    check("--split", split, choice("test", "valid"))
+    check("--batch-size", batch_size, optional(integer(1)))
+    check("--device", device, optional(device_rule))
     config, data, model, _ = load_run(run_dir, device)
     metrics = evaluate_link_prediction(
         model.score_all_fn(), split_triples(data, split),

@@ -17,13 +17,17 @@ from torch_geometric.data import HeteroData
 
 from dhns_geo.data import (EDGE_TYPE, FilterIndex, modality_features,
                            num_entities, num_relations, split_triples)
-from dhns_geo.errors import DHNSError
-from dhns_geo.losses import KGELoss
+from dhns_geo.errors import DHNSError, OptionError
+from dhns_geo.losses import LOSSES, KGELoss
 from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
+from dhns_geo.nn.scorers import SCORERS
 from dhns_geo.sampling import BernoulliSampler, NegativeSampler, UniformSampler
+from dhns_geo.validation import (Rule, check, choice, device_rule, flag, integer,
+                                 number, number_list, optional, text)
 
 SAMPLERS = ("uniform", "bernoulli", "dhns")
 ENCODERS = ("none", "rgcn")
+GENERATOR_GRADS = ("detached", "model")
 
 
 @dataclass
@@ -76,34 +80,105 @@ class TrainConfig:
     dhns_generator_steps: int = 1
     dhns_lr: float = 1e-3
     dhns_normalize: bool = False      # diffusion on unit-RMS embeddings
+    dhns_generator_grad: str = "detached"   # detached | model (the authors')
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("sampler", self.sampler, SAMPLERS),
-                                     ("encoder", self.encoder, ENCODERS),
-                                     ("features", self.features, ("auto", "none")),
-                                     ("regularizer", self.regularizer,
-                                      ("none", "l2", "l3")),
-                                     ("dhns_sampling", self.dhns_sampling,
-                                      ("strided", "full"))):
-            if value not in choices:
-                raise DHNSError(f"{name} must be one of {', '.join(choices)}; "
-                                f"got {value!r}")
-        for name in ("dim", "num_negatives", "epochs", "batch_size",
-                     "eval_every", "eval_batch_size", "dhns_steps",
-                     "dhns_generator_steps"):
-            if getattr(self, name) < 1:
-                raise DHNSError(f"{name} must be at least 1")
+        validate_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def defaults(cls) -> dict[str, Any]:
+        """The default value of every option (without validating)."""
+        return {f.name: f.default if f.default is not dataclasses.MISSING
+                else f.default_factory() for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any],
+                  source: str | None = None) -> "TrainConfig":
+        """A config from a mapping; errors name ``source`` (a file) if given."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise DHNSError(f"{source}: unknown option(s) {', '.join(unknown)}")
-        return cls(**values)
+            raise DHNSError(f"{source or 'config'}: unknown option(s) "
+                            f"{', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except OptionError as exc:
+            raise (exc.within(source) if source else exc) from None
+
+
+# -- validation ---------------------------------------------------------------
+RULES: dict[str, Rule] = {
+    "dataset": text, "root": optional(text), "features": choice("auto", "none"),
+    "visual": optional(text), "textual": optional(text), "trust_features": flag,
+    "scorer": choice(*SCORERS), "p_norm": number(0, above=True),
+    "dim": integer(1), "encoder": choice(*ENCODERS),
+    "rgcn_layers": integer(1), "rgcn_bases": integer(1),
+    "sampler": choice(*SAMPLERS), "num_negatives": integer(1),
+    "filter_negatives": flag, "loss": choice(*LOSSES),
+    "adversarial_temperature": number(0, above=True), "margin": number(0),
+    "positive_weight": number(0, above=True),
+    "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
+    "epochs": integer(1), "batch_size": integer(1),
+    "lr": number(0, above=True), "device": device_rule,
+    "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
+    "eval_every": integer(1), "patience": integer(1),
+    "eval_batch_size": integer(1),
+    "dhns_mu": number(0, above=True), "dhns_steps": integer(1),
+    "dhns_levels": optional(number_list(integer(1), "diffusion steps "
+                                         "(integers of at least 1)")),
+    "dhns_level_weights": number_list(number(0), "finite numbers of at least 0"),
+    "dhns_margin_factors": number_list(number(), "finite numbers"),
+    "dhns_sampling": choice("strided", "full"),
+    "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
+    "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
+}
+
+#: Options that only mean something with another option's value.
+REQUIRES = {"p_norm": ("scorer", "transe"), "rgcn_layers": ("encoder", "rgcn"),
+            "rgcn_bases": ("encoder", "rgcn")}
+
+
+def validate_config(config: "TrainConfig") -> None:
+    """Checks every value of ``config`` and their combinations.
+
+    Raises:
+        OptionError: naming the first bad option and its allowed values.
+    """
+    for name, rule in RULES.items():
+        check(name, getattr(config, name), rule)
+    defaults = TrainConfig.defaults()
+    for name, (other, needed) in REQUIRES.items():
+        if getattr(config, name) != defaults[name] and getattr(config, other) != needed:
+            raise OptionError(name, getattr(config, name),
+                              f"used only with {other} {needed}")
+    if config.sampler != "dhns":
+        for name in RULES:
+            if name.startswith("dhns_") and getattr(config, name) != defaults[name]:
+                raise OptionError(name, getattr(config, name),
+                                  "used only with sampler dhns")
+    if config.reg_weight > 0 and config.regularizer == "none":
+        raise OptionError("reg_weight", config.reg_weight,
+                          "used only with regularizer l2 or l3")
+    if config.positive_weight != 1.0 and config.loss == "margin":
+        raise OptionError("positive_weight", config.positive_weight,
+                          "used only with loss softplus or self-adversarial")
+    if make_scorer(config.scorer).complex and config.dim % 2:
+        raise OptionError("dim", config.dim, f"even for scorer {config.scorer}")
+    levels = config.dhns_levels
+    if levels is not None and max(levels) > config.dhns_steps:
+        raise OptionError("dhns_levels", levels,
+                          f"steps from 1 to dhns_steps ({config.dhns_steps})")
+    count = len(levels) if levels is not None else 5
+    for name in ("dhns_level_weights", "dhns_margin_factors"):
+        if len(getattr(config, name)) != count:
+            raise OptionError(name, getattr(config, name),
+                              f"{count} values, one per level of dhns_levels")
+    if not any(w > 0 for w in config.dhns_level_weights):
+        raise OptionError("dhns_level_weights", config.dhns_level_weights,
+                          "at least one positive weight")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -6,6 +6,10 @@ Every other known true triple is removed from the ranking (the *filtered*
 setting) and ties are broken with the *realistic* rule: the mean of the
 optimistic rank ``1 + #{score > true}`` and the pessimistic rank
 ``1 + #{score >= true}`` (the true entity itself not counted).
+
+A NaN or infinite score is the worst possible: a candidate with one ranks
+below every finite score, and a true answer with one gets the last rank, so
+a broken model can never look good.
 """
 
 from __future__ import annotations
@@ -38,16 +42,25 @@ def filtered_ranks(scores: Tensor, target: Tensor, filter_row: Tensor,
             them).
 
     Returns:
-        ``[B]`` float ranks, ``1`` is best.
+        ``[B]`` float ranks, ``1`` is best; a non-finite true score ranks
+        last among the unfiltered candidates.
     """
     rows = torch.arange(scores.size(0), device=scores.device)
-    true = scores[rows, target].clone()
-    scores = scores.clone()
-    scores[filter_row, filter_col] = float("-inf")
-    scores[rows, target] = float("-inf")
+    true = scores[rows, target]
+    worst = float("-inf")
+    scores = scores.nan_to_num(nan=worst, posinf=worst, neginf=worst)  # a copy
+    scores[filter_row, filter_col] = worst
+    scores[rows, target] = worst
     greater = (scores > true.unsqueeze(1)).sum(dim=1)
     ties = (scores == true.unsqueeze(1)).sum(dim=1)
-    return 1.0 + greater.float() + 0.5 * ties.float()
+    ranks = 1.0 + greater.float() + 0.5 * ties.float()
+    invalid = ~torch.isfinite(true)
+    if bool(invalid.any()):
+        candidate = torch.ones_like(scores, dtype=torch.bool)
+        candidate[filter_row, filter_col] = False
+        candidate[rows, target] = False
+        ranks = torch.where(invalid, 1.0 + candidate.sum(dim=1).float(), ranks)
+    return ranks
 
 
 def summarize_ranks(ranks: Tensor) -> dict[str, float]:

@@ -4,13 +4,10 @@ Batches of training triples -> sampler -> loss -> Adam, with evaluation on
 valid every ``eval_every`` epochs, early stopping on valid MRR, and atomic
 checkpoints that make an interrupted run resumable to the same result.
 
-Files of a run folder::
-
-    config.json   the TrainConfig and dataset facts (written by run_training)
-    model.pt      best model (and sampler) state by valid MRR
-    last.pt       last epoch: model, optimizer, sampler, RNG and loop state
-    history.csv   epoch, loss, triples_per_s, seconds, valid_mrr
-    metrics.json  {"valid": ..., "test": ..., "best_epoch": ...}
+The files of a run folder, and how they are written and read safely, are
+in :mod:`dhns_geo.run_folder`. Training stops with
+:class:`TrainingDiverged` when the loss or a parameter becomes non-finite,
+before that epoch's checkpoint is written.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import copy
 import csv
 import io
 import json
-import os
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,33 +29,28 @@ from tqdm.auto import tqdm
 
 from dhns_geo.config import (TrainConfig, build_loss, build_model,
                              build_sampler, resolve_device)
-from dhns_geo.data import (build_filter_index, num_entities, num_relations,
-                           split_triples)
+from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.data.features import describe_sources
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.distributed import (DistContext, init_distributed,
                                   is_main_process, launched_by_torchrun,
                                   shutdown_distributed)
-from dhns_geo.errors import DHNSError
+from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.evaluation import evaluate_link_prediction
 from dhns_geo.losses import KGELoss
 from dhns_geo.nn import KGCModel
+from dhns_geo.run_folder import (RunLock, atomic_save, atomic_write_text,
+                                 check_run_data, load_checkpoint,
+                                 load_resume_state, read_run_config,
+                                 remove_stale_temporaries, run_facts,
+                                 save_keeping_previous, write_run_config)
 from dhns_geo.sampling import NegativeSampler
 
 HISTORY_FIELDS = ["epoch", "loss", "triples_per_s", "seconds", "valid_mrr"]
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+class TrainingDiverged(DHNSError):
+    """The loss or a parameter became NaN or infinite."""
 
 
 class Trainer:
@@ -161,16 +153,29 @@ class Trainer:
         start_time, total = time.perf_counter(), 0.0
         bar = tqdm(total=num, unit="triple", unit_scale=True, leave=False,
                    desc=f"epoch {self.epoch + 1}", disable=not self.progress)
-        for start in range(0, num, bs):
+        for step, start in enumerate(range(0, num, bs), 1):
             batch = self.train_triples[perm[start:start + bs]]
             loss = self.train_step(batch)
+            if not math.isfinite(loss):
+                bar.close()
+                self._diverged(f"the loss became {loss}", step)
             total += loss * batch.size(0)
             bar.update(batch.size(0))
             bar.set_postfix(loss=f"{loss:.4f}")
         bar.close()
         seconds = time.perf_counter() - start_time
+        bad = [name for name, p in self.model.named_parameters()
+               if not bool(torch.isfinite(p).all())]
+        if bad:
+            self._diverged(f"parameter {bad[0]} became non-finite", step)
         return {"loss": total / num, "triples_per_s": num / seconds,
                 "seconds": seconds}
+
+    def _diverged(self, what: str, step: int) -> None:
+        raise TrainingDiverged(
+            f"training diverged: {what} at epoch {self.epoch + 1}, step {step}; "
+            f"the run folder keeps the checkpoint of epoch {self.epoch}. Try a "
+            "lower --lr or a smaller --margin")
 
     # -- evaluation --------------------------------------------------------
     @torch.no_grad()
@@ -236,12 +241,14 @@ class Trainer:
         config = self.config
         writes = run_dir is not None and self.dist.is_main   # rank 0 writes
         if resume:
-            if run_dir is None or not (run_dir / "last.pt").is_file():
-                raise DHNSError(f"{run_dir}: nothing to resume (no last.pt)")
-            self.load_state_dict(torch.load(run_dir / "last.pt",
-                                            map_location=self.device,
-                                            weights_only=False))
-            self.log(f"resumed after epoch {self.epoch}")
+            if run_dir is None:
+                raise DHNSError("resume needs a run folder")
+            state = load_resume_state(run_dir, self.device, self.log)
+            if state is None:
+                self.log("no epoch was finished before: starting from epoch 1")
+            else:
+                self.load_state_dict(state)
+                self.log(f"resumed after epoch {self.epoch}")
         stopped = self.bad_evals >= config.patience
         while self.epoch < config.epochs and not stopped:
             record = self.train_epoch()
@@ -265,7 +272,8 @@ class Trainer:
                         line += f" (early stop: no gain in {config.patience} evaluations)"
             self.history.append(record)
             if writes:
-                atomic_save(self.state_dict(), run_dir / "last.pt")
+                save_keeping_previous(self.state_dict(), run_dir / "last.pt",
+                                      run_dir / "last.prev.pt")
                 self._write_history(run_dir)
             self.log(line)
             for callback in callbacks:
@@ -275,8 +283,7 @@ class Trainer:
     def _finish(self, run_dir: Path | None) -> dict:
         best = self._best_state
         if best is None and run_dir is not None and (run_dir / "model.pt").is_file():
-            best = torch.load(run_dir / "model.pt", map_location=self.device,
-                              weights_only=False)
+            best = load_checkpoint(run_dir / "model.pt", self.device)
         if best is not None:
             self.model.load_state_dict(best["model"])
             self.sampler.load_state_dict(best["sampler"])
@@ -285,46 +292,6 @@ class Trainer:
         if run_dir is not None and self.dist.is_main:
             atomic_write_text(json.dumps(metrics, indent=2), run_dir / "metrics.json")
         return metrics
-
-
-def run_facts(config: TrainConfig, data: HeteroData) -> dict:
-    """The dataset facts a run depends on: sizes and feature provenance."""
-    return {"num_entities": num_entities(data),
-            "num_relations": num_relations(data),
-            "feature_sources": dict(data.feature_sources or {})
-            if config.features == "auto" else {}}
-
-
-def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path) -> None:
-    """Writes ``config.json``: the config and the dataset facts it needs."""
-    payload = {"config": config.to_dict(), "data": run_facts(config, data)}
-    atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
-
-
-def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
-    """Reads ``config.json`` of a run folder."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise DHNSError(f"{run_dir}: not a run folder (no config.json)")
-    payload = json.loads(path.read_text())
-    return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
-
-
-def check_run_data(run_dir: Path, config: TrainConfig, facts: dict,
-                   data: HeteroData) -> None:
-    """Fails when the dataset no longer matches what the run was trained on
-    (entity or relation counts, or the feature files)."""
-    now = run_facts(config, data)
-    if (now["num_entities"], now["num_relations"]) != (facts["num_entities"],
-                                                       facts["num_relations"]):
-        raise DHNSError(f"{run_dir}: the dataset {config.dataset!r} no longer "
-                        "matches the run (entity or relation count changed)")
-    used = facts.get("feature_sources", {})
-    if used != now["feature_sources"]:
-        raise DHNSError(f"{run_dir}: the run was trained with features "
-                        f"{used or 'none'} but the dataset now has "
-                        f"{now['feature_sources'] or 'none'}; restore those "
-                        "feature files to use this run")
 
 
 def load_dataset_for(config: TrainConfig) -> HeteroData:
@@ -341,21 +308,39 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
     metrics of the best model."""
     run_dir = Path(run_dir)
+    writer = is_main_process()                 # rank 0 writes for the job
+    lock = RunLock(run_dir).acquire() if writer else None
+    try:
+        if writer:
+            remove_stale_temporaries(run_dir)
+        return _train_locked(config, run_dir, resume, log, progress, callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
+                  log: Callable[[str], None] | None, progress: bool | None,
+                  callbacks: Iterable[Callable[[Trainer, dict], None]]) -> dict:
     if resume:
         config, facts = read_run_config(run_dir)
-    elif (run_dir / "last.pt").exists():
+    elif is_main_process() and (run_dir / "config.json").exists():
         raise DHNSError(f"{run_dir} already holds a run; use --resume to "
                         "continue it or choose another --out")
+    device = resolve_device(config.device)
+    for name in ("visual", "textual"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).expanduser().is_file():
+            raise OptionError(name, path, "an existing feature file")
     data = load_dataset_for(config)
     if resume:
         check_run_data(run_dir, config, facts, data)
     elif is_main_process():
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(config, data, run_dir)
     if log is not None and is_main_process():
         log(describe_sources(run_facts(config, data)["feature_sources"]))
     owns_group = launched_by_torchrun() and not torch.distributed.is_initialized()
-    dist, device = init_distributed(resolve_device(config.device))
+    dist, device = init_distributed(device)
     try:
         if dist.enabled and dist.is_main and log is not None:
             log(f"data parallel: {dist.world_size} ranks ({device.type})")
@@ -386,7 +371,7 @@ def load_run(run_dir: Path, device: str | None = None,
         raise DHNSError(f"{path}: checkpoint not found")
     dev = resolve_device(device or config.device)
     model = build_model(config, data).to(dev)
-    checkpoint = torch.load(path, map_location=dev, weights_only=False)
+    checkpoint = load_checkpoint(path, dev)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return config, data, model, checkpoint

@@ -30,9 +30,9 @@ def test_printed_command_rebuilds_the_grid_config(tmp_path, capsys, monkeypatch)
                         {"best_epoch": 0, "test": {}})
     monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
     for budget in reproduce.BUDGETS.values():
-        for method in reproduce.VARIANTS.values():
-            cfg = TrainConfig(dataset="MKG-Y", root="/data", scorer="distmult",
-                              seed=2, **budget, **method)
+        for method in reproduce.VARIANTS:
+            cfg = reproduce.grid_config(budget, method, dataset="MKG-Y",
+                                        root="/data", scorer="distmult", seed=2)
             argv = shlex.split(reproduce.train_command(cfg, tmp_path / "r"))
             assert argv[:2] == ["dhns", "train"]
             code, _, err = run_cli(argv[1:], capsys)

@@ -25,14 +25,15 @@ def test_train_then_eval(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--scorer", "foo", "--epochs", "1"], "unknown scorer 'foo'"),
+    (["train", "--scorer", "foo", "--epochs", "1"],
+     "--scorer must be one of transe, distmult, complex, rotate; got 'foo'"),
     (["train", "--config", "/no/such.yaml"], "config file not found"),
     (["eval", "/no/such/run"], "not a run folder"),
     (["train", "--epochs", "many"], "Invalid value for '--epochs'"),
     (["train", "--sampler", "dhns", "--dhns-level-weights", "0,x,1,1,0"],
      "--dhns-level-weights must be comma-separated float values"),
     (["train", "--sampler", "dhns", "--dhns-margin-factors", "0.5,0.5"],
-     "levels, level weights and margin factors must have the same length"),
+     "--dhns-margin-factors must be 5 values, one per level"),
 ])
 def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
     code, _, err = run(argv + ["--out", str(tmp_path / "r")] if argv[0] == "train"

@@ -13,7 +13,8 @@ from dhns_geo.training import run_training
 
 OPTIONS = {"dim": 16, "epochs": 2, "num_negatives": 4, "batch_size": 250,
            "eval_every": 1, "seed": 3, "device": "cpu"}   # gloo, GPU or not
-RUN_FILES = {"config.json", "model.pt", "last.pt", "metrics.json", "history.csv"}
+RUN_FILES = {"config.json", "model.pt", "last.pt", "last.prev.pt", "metrics.json",
+             "history.csv", ".lock"}
 
 
 def test_shares_cover_the_batch_once():
@@ -45,8 +46,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, sampler):
     for split in ("valid", "test"):
         assert ddp[split]["num_triples"] == single[split]["num_triples"]
         assert ddp[split]["mrr"] == pytest.approx(single[split]["mrr"], abs=2e-3)
-    a = torch.load(tmp_path / "single" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "ddp" / "model.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "single" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ddp" / "model.pt", weights_only=True)["model"]
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=1e-4, rtol=1e-3,
                                    msg=lambda m: f"{name}: {m}")

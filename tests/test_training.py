@@ -18,7 +18,7 @@ def small(**kw):
 
 
 def params(run_dir, which="last.pt"):
-    return torch.load(run_dir / which, weights_only=False)["model"]
+    return torch.load(run_dir / which, weights_only=True)["model"]
 
 
 def test_same_seed_same_result_and_seed_matters(tmp_path):

@@ -1,0 +1,254 @@
+"""A run folder's files: written whole or not at all, loaded as data only,
+and one writer at a time.
+
+Files of a run folder::
+
+    config.json    the TrainConfig and the dataset facts it needs
+    model.pt       best model (and sampler) state by valid MRR
+    last.pt        last epoch: model, optimizer, sampler, RNG and loop state
+    last.prev.pt   the last.pt before it (kept for recovery)
+    history.csv    epoch, loss, triples_per_s, seconds, valid_mrr
+    metrics.json   {"valid": ..., "test": ..., "best_epoch": ...}
+    .lock          held by the one process that writes the folder
+
+Safety:
+
+* Every file is written to a hidden temporary file beside it, flushed to
+  disk and renamed over its name, so a crash leaves the old file or the new
+  one, never half of one. A failed write (disk full) leaves the old file.
+* Checkpoints hold tensors and plain containers only (numbers, strings,
+  lists, dicts) and are read with ``torch.load(weights_only=True)``: a
+  checkpoint holding any other object is refused and nothing in it runs.
+* A damaged ``last.pt`` (truncated, corrupt, missing) is replaced on resume
+  by ``last.prev.pt`` when that one is good.
+* :class:`RunLock` (an ``flock`` on ``.lock``) keeps a second process from
+  writing the same folder; the operating system drops the lock when its
+  holder dies, so a crashed run never blocks its resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import torch
+from torch_geometric.data import HeteroData
+
+from dhns_geo.config import TrainConfig
+from dhns_geo.data import num_entities, num_relations
+from dhns_geo.errors import DHNSError
+
+try:                                   # POSIX; elsewhere no lock is taken
+    import fcntl
+except ImportError:                    # pragma: no cover - Windows
+    fcntl = None
+
+
+class CheckpointError(DHNSError):
+    """A checkpoint file cannot be used (damaged, foreign or unsafe)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holds objects that could run code when unpickled."""
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def atomic_write(write: Callable[[BinaryIO], None], path: Path) -> None:
+    """Writes ``path`` through ``write(file)`` into a temporary file, flushed
+    to disk, then renamed over ``path``; on an ``OSError`` the old file is
+    left as it was and the error names the file."""
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DHNSError(f"{path}: could not be written ({exc.strerror or exc}); "
+                        "the previous version is intact") from None
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` of ``obj`` to ``path``, atomically."""
+    atomic_write(lambda handle: torch.save(obj, handle), path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    atomic_write(lambda handle: handle.write(text.encode()), path)
+
+
+def save_keeping_previous(obj: Any, path: Path, previous: Path) -> None:
+    """Saves ``obj`` to ``path``; the file it replaces becomes ``previous``."""
+    tmp_new = path.with_name(f".{path.name}.new")
+    atomic_save(obj, tmp_new)
+    if path.exists():
+        os.replace(path, previous)
+    os.replace(tmp_new, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str | None = None
+                    ) -> dict[str, Any]:
+    """Loads a checkpoint as data only (``weights_only=True``).
+
+    Raises:
+        CheckpointError: naming the file, when it holds anything but
+            tensors and plain containers (nothing in it is run), is
+            truncated or corrupt, or is not a dhns-geo checkpoint.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnsafeCheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain "
+            "containers, which could run code when loaded (nothing in it was "
+            "run). dhns-geo writes data-only checkpoints; use a checkpoint "
+            "from a source you trust, or re-train") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: damaged checkpoint (truncated or "
+                              f"corrupt: {reason})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path}: not a dhns-geo checkpoint (no model "
+                              "state in it)")
+    return state
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Deletes temporary files a killed writer left (call with the lock)."""
+    for pattern in (".*.tmp", ".*.new"):
+        for stale in Path(run_dir).glob(pattern):
+            stale.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held while a process writes it.
+
+    Args:
+        run_dir: The folder (created if missing).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._handle = None
+
+    def acquire(self) -> "RunLock":
+        """Takes the lock, or raises :class:`DHNSError` naming the process
+        that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise DHNSError(
+                    f"{self.path.parent} is being written by another dhns "
+                    f"process (pid {holder}); wait for it to finish or choose "
+                    "another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            if fcntl is not None:
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def load_resume_state(run_dir: Path, device: torch.device | str | None,
+                      log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The state to resume ``run_dir`` from: ``last.pt``, else (damaged or
+    missing) ``last.prev.pt``; ``None`` when the run never finished an epoch.
+
+    Raises:
+        CheckpointError: when ``last.pt`` is unsafe, or damaged with no good
+            previous checkpoint.
+    """
+    last, previous = Path(run_dir) / "last.pt", Path(run_dir) / "last.prev.pt"
+    if not last.exists() and not previous.exists():
+        return None
+    try:
+        return load_checkpoint(last, device)
+    except CheckpointError as exc:
+        if isinstance(exc, UnsafeCheckpointError) or not previous.exists():
+            raise
+        state = load_checkpoint(previous, device)
+        log(f"warning: {exc}; resuming from {previous.name} (epoch "
+            f"{state['loop']['epoch']})")
+        return state
+
+
+def read_json(path: Path) -> Any:
+    """Parses a JSON file of a run folder, with an error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DHNSError(f"{path}: cannot read ({exc})") from None
+
+
+def run_facts(config: TrainConfig, data: HeteroData) -> dict:
+    """The dataset facts a run depends on: sizes and feature provenance."""
+    return {"num_entities": num_entities(data),
+            "num_relations": num_relations(data),
+            "feature_sources": dict(data.feature_sources or {})
+            if config.features == "auto" else {}}
+
+
+def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path) -> None:
+    """Writes ``config.json``: the config and the dataset facts it needs."""
+    payload = {"config": config.to_dict(), "data": run_facts(config, data)}
+    atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
+
+
+def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """Reads ``config.json`` of a run folder."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DHNSError(f"{run_dir}: not a run folder (no config.json)")
+    payload = read_json(path)
+    if not isinstance(payload, dict) or not {"config", "data"} <= set(payload):
+        raise DHNSError(f"{path}: not a dhns-geo run config (needs 'config' "
+                        "and 'data')")
+    return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
+
+
+def check_run_data(run_dir: Path, config: TrainConfig, facts: dict,
+                   data: HeteroData) -> None:
+    """Fails when the dataset no longer matches what the run was trained on
+    (entity or relation counts, or the feature files)."""
+    now = run_facts(config, data)
+    if (now["num_entities"], now["num_relations"]) != (facts["num_entities"],
+                                                       facts["num_relations"]):
+        raise DHNSError(f"{run_dir}: the dataset {config.dataset!r} no longer "
+                        "matches the run (entity or relation count changed)")
+    used = facts.get("feature_sources", {})
+    if used != now["feature_sources"]:
+        raise DHNSError(f"{run_dir}: the run was trained with features "
+                        f"{used or 'none'} but the dataset now has "
+                        f"{now['feature_sources'] or 'none'}; restore those "
+                        "feature files to use this run")
