@@ -185,7 +185,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a YAML or JSON file of :class:`TrainConfig` values."""
     path = Path(path)
     if not path.is_file():
-        raise DHNSError(f"{path}: config file not found")
+        raise OptionError("config", str(path), "an existing YAML or JSON file")
     text = path.read_text()
     try:
         if path.suffix == ".json":

@@ -107,7 +107,10 @@ def load_checkpoint(path: Path, device: torch.device | str | None = None
     path = Path(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "Unsupported class" not in str(exc):
+            raise CheckpointError(f"{path}: damaged checkpoint (corrupt, or "
+                                  "not a torch file)") from None
         raise UnsafeCheckpointError(
             f"{path}: refused: it holds objects other than tensors and plain "
             "containers, which could run code when loaded (nothing in it was "

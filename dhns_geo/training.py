@@ -301,6 +301,16 @@ def load_dataset_for(config: TrainConfig) -> HeteroData:
                         trust_features=config.trust_features)
 
 
+def check_inputs(config: TrainConfig) -> torch.device:
+    """What the config names outside itself: the device (returned) and the
+    feature files."""
+    for name in ("visual", "textual"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).expanduser().is_file():
+            raise OptionError(name, path, "an existing feature file")
+    return resolve_device(config.device)
+
+
 def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
                  log: Callable[[str], None] | None = None,
                  progress: bool | None = None,
@@ -308,6 +318,8 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
     metrics of the best model."""
     run_dir = Path(run_dir)
+    if not resume:
+        check_inputs(config)                   # before the folder is made
     writer = is_main_process()                 # rank 0 writes for the job
     lock = RunLock(run_dir).acquire() if writer else None
     try:
@@ -327,11 +339,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
     elif is_main_process() and (run_dir / "config.json").exists():
         raise DHNSError(f"{run_dir} already holds a run; use --resume to "
                         "continue it or choose another --out")
-    device = resolve_device(config.device)
-    for name in ("visual", "textual"):
-        path = getattr(config, name)
-        if path is not None and not Path(path).expanduser().is_file():
-            raise OptionError(name, path, "an existing feature file")
+    device = check_inputs(config)
     data = load_dataset_for(config)
     if resume:
         check_run_data(run_dir, config, facts, data)

@@ -27,7 +27,7 @@ def test_train_then_eval(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "--scorer", "foo", "--epochs", "1"],
      "--scorer must be one of transe, distmult, complex, rotate; got 'foo'"),
-    (["train", "--config", "/no/such.yaml"], "config file not found"),
+    (["train", "--config", "/no/such.yaml"], "--config must be an existing YAML or JSON file"),
     (["eval", "/no/such/run"], "not a run folder"),
     (["train", "--epochs", "many"], "Invalid value for '--epochs'"),
     (["train", "--sampler", "dhns", "--dhns-level-weights", "0,x,1,1,0"],
