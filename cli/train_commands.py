@@ -15,6 +15,7 @@ from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.distributed import is_main_process
 from dhns_geo.errors import OptionError
+from dhns_geo.presets import PRESETS
 from dhns_geo.run_folder import run_facts
 from dhns_geo.training import load_run, run_training
 from dhns_geo.validation import check, choice, device_rule, integer, optional
@@ -66,7 +67,9 @@ def train(
     dhns_levels: Optional[str] = _opt("Hardness levels as comma-separated diffusion steps (default 1,T/10,T/8,T/4,T/2).", "--dhns-levels"),
     dhns_level_weights: Optional[str] = _opt("Loss weight per level, comma-separated (default 0,0.5,1,1,0.5).", "--dhns-level-weights"),
     dhns_margin_factors: Optional[str] = _opt("NTAT margin factor per level, comma-separated (default 0.1,0.3,0.5,0.7,0.9).", "--dhns-margin-factors"),
+    dhns_authors_sampling: Optional[bool] = typer.Option(None, "--dhns-authors-sampling/--no-dhns-authors-sampling", help="The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own."),
     dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py); --config and flags override it."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),
@@ -77,7 +80,7 @@ def train(
     flags = {k: v for k, v in locals().items()
              if k in TrainConfig.__dataclass_fields__ and v is not None}
     if resume is not None:
-        given = {**flags, "config": config, "out": out}
+        given = {**flags, "preset": preset, "config": config, "out": out}
         for name, value in given.items():
             if value is not None:
                 raise OptionError(name, value, "left out with --resume (a "
@@ -87,7 +90,9 @@ def train(
                                log=typer.echo, progress=progress)
         run_dir = resume
     else:
-        values = read_config_file(config) if config is not None else {}
+        check("--preset", preset, optional(choice(*PRESETS)))
+        values = {**PRESETS.get(preset, {}),
+                  **(read_config_file(config) if config is not None else {})}
         for name, kind in LIST_OPTIONS.items():
             if name in flags:
                 flags[name] = comma_list(flags[name], kind,
@@ -96,7 +101,8 @@ def train(
             cfg = TrainConfig.from_dict({**values, **flags})
         except OptionError as exc:
             # A bad value from the file is said of the file's key.
-            raise (exc if exc.name in flags else exc.within(str(config))) from None
+            source = str(config) if config else f"--preset {preset}"
+            raise (exc if exc.name in flags else exc.within(source)) from None
         run_dir = out or Path("runs") / (
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")

@@ -81,6 +81,7 @@ class TrainConfig:
     dhns_lr: float = 1e-3
     dhns_normalize: bool = False      # diffusion on unit-RMS embeddings
     dhns_generator_grad: str = "detached"   # detached | model (the authors')
+    dhns_authors_sampling: bool = False      # heads stepped from the tail chain
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -134,6 +135,7 @@ RULES: dict[str, Rule] = {
     "dhns_sampling": choice("strided", "full"),
     "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
     "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
+    "dhns_authors_sampling": flag,
 }
 
 #: Options that only mean something with another option's value.

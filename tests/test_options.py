@@ -27,7 +27,7 @@ BAD = {
         "--dhns-lr": "nan", "--dhns-levels": "1,x",
         "--dhns-level-weights": "0,0,0,0,0", "--dhns-margin-factors": "1,inf,1,1,1",
         "--dhns-generator-grad": "both", "--config": "/no/such.yaml",
-        "--out": None, "--resume": None, "--rgcn-layers": "0", "--rgcn-bases": "0",
+        "--out": None, "--resume": None, "--preset": "paper", "--rgcn-layers": "0", "--rgcn-bases": "0",
     },
     "eval": {"--split": "train", "--batch-size": "0", "--device": "tpu"},
     "sample-negatives": {"--split": "all", "--limit": "-1", "--levels": "a",
@@ -46,7 +46,7 @@ NO_BAD_VALUE = {("train", "--out"), ("sample-negatives", "--out"),
 #: Options that are tested in combination instead (see below).
 COMBINED = {("train", "--resume")}
 NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
-            "--dhns-normalize", "--version", "--help"}
+            "--dhns-normalize", "--dhns-authors-sampling", "--version", "--help"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
               "features text": ["toy"], "datasets": [], "datasets check": ["toy"]}
 

@@ -46,25 +46,44 @@ class DiffHEG(nn.Module):
     def num_steps(self) -> int:
         return self.schedule.num_steps
 
-    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator,
-             mask: Tensor | None = None) -> Tensor:
-        """L1 between true and predicted noise at uniform random steps.
+    def errors(self, x0: Tensor, cond: Tensor,
+               generator: torch.Generator) -> Tensor:
+        """``[M, n]`` L1 errors (mean over ``d``) between true and predicted
+        noise at uniform random steps.
 
         Args:
             x0: ``[M, n, d]`` clean embeddings.
             cond: ``[M, n, d]`` conditions.
-            mask: ``[M, n]`` bool, rows that count (entities that have the
-                modality).
         """
         n = x0.size(1)
         t = torch.randint(1, self.num_steps + 1, (n,), generator=generator,
                           device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         pred = self.denoiser(self.schedule.q_sample(x0, t, noise), t, cond)
-        err = (pred - noise).abs().mean(dim=-1)
-        if mask is None:
-            return err.mean()
-        return (err * mask).sum() / mask.sum().clamp_min(1)
+        return (pred - noise).abs().mean(dim=-1)
+
+    @staticmethod
+    def reduce(errors: Tensor, mask: Tensor | None = None, groups: int = 0) -> Tensor:
+        """The loss of ``[M, n]`` errors.
+
+        Args:
+            mask: ``[M, n]`` bool, rows that count (entities that have the
+                modality).
+            groups: ``0``: the mean over all rows that count; ``g > 0``: the
+                rows of each modality are ``g`` equal groups (tails, heads),
+                and the loss is the sum of the ``M * g`` group means, as the
+                authors' trainer adds one loss per modality and side.
+        """
+        mask = torch.ones_like(errors, dtype=torch.bool) if mask is None else mask
+        if groups:
+            errors, mask = errors.unflatten(1, (groups, -1)), mask.unflatten(1, (groups, -1))
+            return ((errors * mask).sum(-1) / mask.sum(-1).clamp_min(1)).sum()
+        return (errors * mask).sum() / mask.sum().clamp_min(1)
+
+    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator,
+             mask: Tensor | None = None) -> Tensor:
+        """The mean of :meth:`errors` over the rows that count (``mask``)."""
+        return self.reduce(self.errors(x0, cond, generator), mask)
 
     def step_grid(self, keep: Sequence[int], strided: bool) -> list[int]:
         """Steps visited by the reverse chain, from ``T`` down to
@@ -76,7 +95,8 @@ class DiffHEG(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond: Tensor, keep: Sequence[int],
-               generator: torch.Generator, strided: bool = True) -> dict[int, Tensor]:
+               generator: torch.Generator, strided: bool = True,
+               paired: bool = False) -> dict[int, Tensor]:
         """Runs the reverse chain from Gaussian noise and keeps ``x_t`` for
         ``t`` in ``keep``.
 
@@ -85,6 +105,12 @@ class DiffHEG(nn.Module):
             keep: Steps to keep (``1 <= t <= T``).
             strided: DDIM steps over the kept steps only, instead of every
                 DDPM step.
+            paired: The authors' sampler (``DiffHEG.sample`` in
+                github.com/ngl567/DHNS): the rows are ``[tails; heads]`` of
+                the same positives, and every reverse step of a head starts
+                from its tail chain's current sample (after the tail's step
+                at ``t``), not from the head's own previous sample; the kept
+                head at ``t`` is that step's output.
 
         Returns:
             ``{t: [M, n, d]}``.
@@ -94,19 +120,27 @@ class DiffHEG(nn.Module):
                             f"{list(keep)}")
         grid = self.step_grid(keep, strided)
         x = torch.randn(cond.shape, generator=generator, device=cond.device)
-        condition = self.denoiser.condition(cond)
+        halves = cond.chunk(2, dim=1) if paired else (cond,)
+        conditions = [self.denoiser.condition(c) for c in halves]
+
+        def step(x: Tensor, i: int, condition) -> Tensor:
+            t = grid[i]
+            eps = self.denoiser.denoise(x, t, condition)
+            if strided:
+                return self.schedule.ddim_step(x, t, grid[i + 1], eps)
+            noise = torch.randn(x.shape, generator=generator, device=x.device)
+            return self.schedule.ddpm_step(x, t, eps, noise)
+
         out = {}
         if grid[0] in keep:
             out[grid[0]] = x
-        for i, t in enumerate(grid[:-1]):
-            eps = self.denoiser.denoise(x, t, condition)
-            if strided:
-                x = self.schedule.ddim_step(x, t, grid[i + 1], eps)
-            else:
-                noise = torch.randn(x.shape, generator=generator, device=x.device)
-                x = self.schedule.ddpm_step(x, t, eps, noise)
-            if grid[i + 1] in keep:
-                out[grid[i + 1]] = x
+        if paired:
+            x = x.chunk(2, dim=1)[0]                 # the tail chain
+        for i in range(len(grid) - 1):
+            x = step(x, i, conditions[0])
+            if grid[i + 1] in keep:           # heads never chain: step only here
+                out[grid[i + 1]] = (torch.cat([x, step(x, i, conditions[1])], dim=1)
+                                    if paired else x)
         return out
 
 
@@ -141,6 +175,17 @@ class DHNSSampler(NegativeSampler):
             starts from matches the data's scale. Off, as in the authors'
             code, embeddings far smaller than the noise come out far from
             every real entity (see the README's investigation).
+        generator_grad: ``detached``: the diffusion loss trains the
+            generator only. ``model``: as in the authors' trainer
+            (``Trainer_dhns.py``), it is computed on the model's own
+            embeddings, summed over modalities and both sides, and its
+            gradient is added to the model's gradient of the step (the
+            generator still steps on the mean, which Adam treats alike).
+        authors_sampling: The authors' sampler: each head's reverse step
+            starts from the tail chain's current sample (see
+            :meth:`DiffHEG.sample`), and each of the three corruptions of a
+            level is a loss of its own (fixed weights 1/3) instead of one
+            group weighted by the self-adversarial softmax.
     """
 
     def __init__(self, base: NegativeSampler, num_modalities: int, dim: int,
@@ -148,7 +193,9 @@ class DHNSSampler(NegativeSampler):
                  level_weights: Sequence[float] = (0.0, 0.5, 1.0, 1.0, 0.5),
                  margin_factors: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
                  mu: float = 0.01, generator_steps: int = 1, lr: float = 1e-3,
-                 strided: bool = True, normalize: bool = False) -> None:
+                 strided: bool = True, normalize: bool = False,
+                 generator_grad: str = "detached",
+                 authors_sampling: bool = False) -> None:
         super().__init__()
         levels = list(levels) if levels is not None else default_levels(num_steps)
         if not len(levels) == len(level_weights) == len(margin_factors):
@@ -159,12 +206,16 @@ class DHNSSampler(NegativeSampler):
             raise DHNSError(f"levels must lie in [1, {num_steps}], got {levels}")
         if not any(w > 0 for w in level_weights):
             raise DHNSError("at least one level weight must be positive")
+        if generator_grad not in ("detached", "model"):
+            raise DHNSError("generator_grad must be detached or model, got "
+                            f"{generator_grad!r}")
         self.base = base
         self.diffheg = DiffHEG(num_modalities, dim, num_steps)
         self.levels, self.level_weights = levels, list(level_weights)
         self.margin_factors = list(margin_factors)
         self.mu, self.generator_steps, self.strided = mu, generator_steps, strided
         self.normalize = normalize
+        self.generator_grad, self.authors_sampling = generator_grad, authors_sampling
         self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr)
 
     @classmethod
@@ -174,7 +225,8 @@ class DHNSSampler(NegativeSampler):
                    config.dhns_levels, config.dhns_level_weights,
                    config.dhns_margin_factors, config.dhns_mu,
                    config.dhns_generator_steps, config.dhns_lr,
-                   config.dhns_sampling == "strided", config.dhns_normalize)
+                   config.dhns_sampling == "strided", config.dhns_normalize,
+                   config.dhns_generator_grad, config.dhns_authors_sampling)
 
     # The generator's optimizer is part of the sampler's state dict.
     def get_extra_state(self) -> dict:
@@ -193,13 +245,13 @@ class DHNSSampler(NegativeSampler):
         number of active levels``."""
         return self.mu * self.level_weights[level] / len(self.active_levels)
 
-    @torch.no_grad()
     def _inputs(self, positives: Tensor, model: KGCModel,
                 table: EntityTable) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Targets, conditions ``[M, 2B, d]``, mask ``[M, 2B]`` and the
         scale ``[M, 1, 1]`` they were divided by (ones unless
         ``normalize``): the first ``B`` rows are tails given ``(h, r)``, the
-        last ``B`` heads given ``(t, r)``."""
+        last ``B`` heads given ``(t, r)``. They carry the model's graph
+        only where grad mode is on."""
         h, r, t = positives.unbind(dim=1)
         x_h, m_h = table.modalities(h)                  # [B, M, d], [B, M]
         x_t, m_t = table.modalities(t)
@@ -219,14 +271,31 @@ class DHNSSampler(NegativeSampler):
                       table: EntityTable, generator: torch.Generator) -> float:
         """``generator_steps`` updates of DiffHEG on a batch; returns the
         last loss."""
-        target, cond, mask, _ = self._inputs(positives, model, table)
+        into_model = self.generator_grad == "model"
+        with torch.set_grad_enabled(into_model):
+            target, cond, mask, _ = self._inputs(positives, model, table)
         self.diffheg.train()
         for _ in range(self.generator_steps):
-            loss = self.diffheg.loss(target, cond, generator, mask)
+            errors = self.diffheg.errors(target, cond, generator)
+            loss = self.diffheg.reduce(errors, mask)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if into_model:
+                self._add_model_gradient(self.diffheg.reduce(errors, mask, 2), model)
+            loss.backward(inputs=list(self.diffheg.parameters()),
+                          retain_graph=into_model)
             self.optimizer.step()
         return float(loss.detach())
+
+    @staticmethod
+    def _add_model_gradient(loss: Tensor, model: KGCModel) -> None:
+        """Adds ``d loss / d theta`` to the ``.grad`` of the model's
+        parameters ``theta`` (kept for the step's KGC backward)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=True,
+                                    allow_unused=True)
+        for p, g in zip(params, grads):
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
 
     @torch.no_grad()
     def generate(self, positives: Tensor, model: KGCModel, table: EntityTable,
@@ -242,7 +311,8 @@ class DHNSSampler(NegativeSampler):
         _, cond, _, scale = self._inputs(positives, model, table)
         self.diffheg.eval()
         samples = self.diffheg.sample(cond, [self.levels[i] for i in levels],
-                                      generator, self.strided)
+                                      generator, self.strided,
+                                      paired=self.authors_sampling)
         b = positives.size(0)
         out = {}
         for i in levels:
@@ -256,15 +326,21 @@ class DHNSSampler(NegativeSampler):
                         generator: torch.Generator) -> list[Negatives]:
         """One group per active level (in :attr:`active_levels` order) of
         ``[B, 3, d]`` negatives ``(h~, r, t)``, ``(h, r, t~)``,
-        ``(h~, r, t~)``, with the level's margin factor and loss weight."""
+        ``(h~, r, t~)``, with the level's margin factor and loss weight
+        (with ``authors_sampling``: three ``[B, 1, d]`` groups per level,
+        each a third of the weight)."""
         h, _, t = positives.unbind(dim=1)
         real_h, real_t = table.fused(h), table.fused(t)
-        return [Negatives(head=torch.stack([gen_h, real_h, gen_h], dim=1),
-                          tail=torch.stack([real_t, gen_t, gen_t], dim=1),
-                          margin_factor=self.margin_factors[i],
-                          loss_weight=self.loss_weight(i))
-                for i, (gen_h, gen_t) in self.generate(
-                    positives, model, table, generator).items()]
+        parts = 3 if self.authors_sampling else 1
+        groups = []
+        for i, (gen_h, gen_t) in self.generate(positives, model, table,
+                                               generator).items():
+            heads = torch.stack([gen_h, real_h, gen_h], dim=1).chunk(parts, dim=1)
+            tails = torch.stack([real_t, gen_t, gen_t], dim=1).chunk(parts, dim=1)
+            groups += [Negatives(head=hd, tail=tl, margin_factor=self.margin_factors[i],
+                                 loss_weight=self.loss_weight(i) / parts)
+                       for hd, tl in zip(heads, tails)]
+        return groups
 
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
                generator: torch.Generator) -> list[Negatives]:
