@@ -115,7 +115,7 @@ def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
     done = (run_dir / "metrics.json").is_file()
     start = time.perf_counter()
     if not done:
-        resume = (run_dir / "last.pt").is_file()
+        resume = (run_dir / "config.json").is_file()
         run_training(cfg, run_dir, resume=resume, progress=False,
                      log=lambda line: print(f"[{tag}] {line}", flush=True))
         wall = time.perf_counter() - start

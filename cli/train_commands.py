@@ -56,6 +56,7 @@ def train(
     device: Optional[str] = _opt("auto, cpu or cuda (default auto).", "--device"),
     seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
     eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),
+    select_on: Optional[str] = _opt("Triples that choose the best epoch: valid (default) or valid-unseen (valid triples not in train; DB15K's valid split is mostly train triples).", "--select-on"),
     patience: Optional[int] = _opt("Stop after N evaluations without gain (default 3).", "--patience"),
     eval_batch_size: Optional[int] = _opt("Queries ranked at once; bounds evaluation memory to this x entities (default 256).", "--eval-batch-size"),
     dhns_mu: Optional[float] = _opt("Weight of the DHNS loss (default 0.01).", "--dhns-mu"),

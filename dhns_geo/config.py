@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms
     eval_every: int = 5
+    select_on: str = "valid"          # valid | valid-unseen (not in train)
     patience: int = 3
     eval_batch_size: int = 256
     # DHNS (sampler "dhns")
@@ -126,6 +127,7 @@ RULES: dict[str, Rule] = {
     "lr": number(0, above=True), "device": device_rule,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
     "eval_every": integer(1), "patience": integer(1),
+    "select_on": choice("valid", "valid-unseen"),
     "eval_batch_size": integer(1),
     "dhns_mu": number(0, above=True), "dhns_steps": integer(1),
     "dhns_levels": optional(number_list(integer(1), "diffusion steps "

@@ -76,7 +76,8 @@ def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
                              filter_index: FilterIndex, batch_size: int = 256,
                              device: torch.device | str | None = None,
                              progress: bool = False,
-                             dist: DistContext | None = None) -> dict:
+                             dist: DistContext | None = None,
+                             return_ranks: bool = False) -> dict:
     """Filtered link prediction of ``triples`` in both directions.
 
     Args:
@@ -120,4 +121,6 @@ def evaluate_link_prediction(score_fn: ScoreAllFn, triples: Tensor,
     result["head"] = summarize_ranks(head)
     result["tail"] = summarize_ranks(tail)
     result["num_triples"] = num_triples
+    if return_ranks:
+        result["ranks"] = {"head": head.cpu(), "tail": tail.cpu()}
     return result

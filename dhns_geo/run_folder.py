@@ -9,6 +9,8 @@ Files of a run folder::
     last.prev.pt   the last.pt before it (kept for recovery)
     history.csv    epoch, loss, triples_per_s, seconds, valid_mrr
     metrics.json   {"valid": ..., "test": ..., "best_epoch": ...}
+    ranks.pt       the best model's filtered ranks per valid/test triple,
+                   {"valid": {"head": [n], "tail": [n]}, "test": ...}
     .lock          held by the one process that writes the folder
 
 Safety:
@@ -95,9 +97,10 @@ def save_keeping_previous(obj: Any, path: Path, previous: Path) -> None:
     os.replace(tmp_new, path)
 
 
-def load_checkpoint(path: Path, device: torch.device | str | None = None
-                    ) -> dict[str, Any]:
-    """Loads a checkpoint as data only (``weights_only=True``).
+def load_checkpoint(path: Path, device: torch.device | str | None = None,
+                    required: str = "model") -> dict[str, Any]:
+    """Loads a checkpoint (or ``ranks.pt``, with ``required="test"``) as
+    data only (``weights_only=True``).
 
     Raises:
         CheckpointError: naming the file, when it holds anything but
@@ -122,9 +125,9 @@ def load_checkpoint(path: Path, device: torch.device | str | None = None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: damaged checkpoint (truncated or "
                               f"corrupt: {reason})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path}: not a dhns-geo checkpoint (no model "
-                              "state in it)")
+    if not isinstance(state, dict) or required not in state:
+        raise CheckpointError(f"{path}: not a dhns-geo file of this kind (no "
+                              f"{required!r} entry in it)")
     return state
 
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from dhns_geo.config import (TrainConfig, build_loss, build_model,
                              build_sampler, resolve_device)
-from dhns_geo.data import build_filter_index, split_triples
+from dhns_geo.data import build_filter_index, split_triples, unseen_triples
 from dhns_geo.data.features import describe_sources
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.distributed import (DistContext, init_distributed,
@@ -85,6 +85,12 @@ class Trainer:
         self.loss = loss
         self.data = data
         self.train_triples = split_triples(data, "train").to(device)
+        # Model selection (best epoch, early stopping) ranks these.
+        self.selection = (split_triples(data, "valid") if config.select_on == "valid"
+                          else unseen_triples(data, "valid"))
+        if self.selection.numel() == 0:
+            raise DHNSError(f"select_on {config.select_on}: no valid triples to "
+                            "select on")
         filter_index = filter_index or build_filter_index(data)
         self.filter_index = filter_index.to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
@@ -179,13 +185,16 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, split: str = "valid") -> dict:
-        """Filtered link prediction on ``split`` with the current model."""
+    def evaluate(self, split: str | Tensor = "valid",
+                 return_ranks: bool = False) -> dict:
+        """Filtered link prediction on ``split`` (a split name or ``[n, 3]``
+        triples) with the current model."""
         self.model.eval()
+        triples = split_triples(self.data, split) if isinstance(split, str) else split
         return evaluate_link_prediction(
-            self.model.score_all_fn(), split_triples(self.data, split),
-            self.filter_index, self.config.eval_batch_size, self.device,
-            dist=self.dist)
+            self.model.score_all_fn(), triples, self.filter_index,
+            self.config.eval_batch_size, self.device, dist=self.dist,
+            return_ranks=return_ranks)
 
     # -- checkpoints -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -257,7 +266,7 @@ class Trainer:
             line = (f"epoch {self.epoch}/{config.epochs} loss {record['loss']:.4f} "
                     f"{record['triples_per_s']:,.0f} triples/s")
             if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
-                mrr = self.evaluate("valid")["mrr"]
+                mrr = self.evaluate(self.selection)["mrr"]
                 record["valid_mrr"] = mrr
                 line += f" valid_mrr {mrr:.4f}"
                 if mrr > self.best_mrr:
@@ -287,9 +296,16 @@ class Trainer:
         if best is not None:
             self.model.load_state_dict(best["model"])
             self.sampler.load_state_dict(best["sampler"])
-        metrics = {"valid": self.evaluate("valid"), "test": self.evaluate("test"),
-                   "best_epoch": self.best_epoch}
+        metrics = {split: self.evaluate(split, return_ranks=True)
+                   for split in ("valid", "test")}
+        ranks = {split: metrics[split].pop("ranks") for split in metrics}
+        metrics["best_epoch"] = self.best_epoch
+        if self.config.select_on != "valid":
+            metrics["selection"] = {"split": self.config.select_on,
+                                    "num_triples": int(self.selection.size(0)),
+                                    "best_mrr": self.best_mrr}
         if run_dir is not None and self.dist.is_main:
+            atomic_save(ranks, run_dir / "ranks.pt")
             atomic_write_text(json.dumps(metrics, indent=2), run_dir / "metrics.json")
         return metrics
 

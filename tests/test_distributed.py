@@ -14,7 +14,7 @@ from dhns_geo.training import run_training
 OPTIONS = {"dim": 16, "epochs": 2, "num_negatives": 4, "batch_size": 250,
            "eval_every": 1, "seed": 3, "device": "cpu"}   # gloo, GPU or not
 RUN_FILES = {"config.json", "model.pt", "last.pt", "last.prev.pt", "metrics.json",
-             "history.csv", ".lock"}
+             "history.csv", "ranks.pt", ".lock"}
 
 
 def test_shares_cover_the_batch_once():

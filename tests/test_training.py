@@ -87,3 +87,23 @@ def test_mkg_y_trains_offline(tmp_path):
                            eval_every=1, dim=32, batch_size=2048),
                      tmp_path / "run", **QUIET)
     assert m["test"]["num_triples"] == 2663 and m["test"]["mrr"] > 0
+
+
+def test_select_on_unseen_valid_triples_and_ranks_file(tmp_path):
+    from dhns_geo.data import split_triples, unseen_triples
+    from dhns_geo.datasets import ToyMMKG
+    from dhns_geo.run_folder import load_checkpoint
+
+    data = ToyMMKG()[0]
+    valid, train = split_triples(data, "valid"), split_triples(data, "train")
+    # Plant 5 train triples in valid: only the other rows are "unseen".
+    data.valid_triples = torch.cat([valid, train[:5]])
+    unseen = unseen_triples(data, "valid")
+    assert torch.equal(unseen, valid)
+    m = run_training(small(select_on="valid-unseen", epochs=2), tmp_path / "r", **QUIET)
+    assert m["selection"]["num_triples"] == valid.size(0)
+    ranks = load_checkpoint(tmp_path / "r" / "ranks.pt", required="test")
+    n = m["test"]["num_triples"]
+    assert ranks["test"]["head"].shape == ranks["test"]["tail"].shape == (n,)
+    both = torch.cat([ranks["test"]["head"], ranks["test"]["tail"]])
+    assert float((1 / both).mean()) == pytest.approx(m["test"]["mrr"])

@@ -81,6 +81,17 @@ def split_triples(data: HeteroData, split: str) -> Tensor:
     return triples
 
 
+def unseen_triples(data: HeteroData, split: str) -> Tensor:
+    """The rows of ``split`` that are not train triples (e.g. DB15K's valid
+    split is mostly train triples: selecting on it measures memorisation)."""
+    triples, train = split_triples(data, split), split_triples(data, "train")
+    n, r = num_entities(data), num_relations(data)
+
+    def key(x: Tensor) -> Tensor:
+        return (x[:, 0] * r + x[:, 1]) * n + x[:, 2]
+    return triples[~torch.isin(key(triples), key(train))]
+
+
 def all_triples(data: HeteroData) -> Tensor:
     """All known true triples (train, valid, test), ``[n, 3]``."""
     return torch.cat([split_triples(data, s) for s in SPLITS], dim=0)
