@@ -36,7 +36,8 @@ def _root(version: Optional[bool] = typer.Option(
 
 def _register() -> None:
     from dhns_geo.cli import (data_commands, dhns_commands,  # noqa: F401
-                              feature_commands, train_commands)
+                              feature_commands, predict_commands,
+                              train_commands, tune_commands)
 
 
 def main(argv: list[str] | None = None) -> None:

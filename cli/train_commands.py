@@ -75,11 +75,16 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also log loss, throughput, valid MRR and DHNS generator numbers to this TensorBoard folder."),
 ) -> None:
     """Train a KGC model; writes config.json, model.pt, last.pt,
     metrics.json and history.csv to the run folder."""
     flags = {k: v for k, v in locals().items()
              if k in TrainConfig.__dataclass_fields__ and v is not None}
+    callbacks = []
+    if tensorboard is not None and is_main_process():
+        from dhns_geo.tracking import TensorBoardLogger
+        callbacks.append(TensorBoardLogger(tensorboard))
     if resume is not None:
         given = {**flags, "preset": preset, "config": config, "out": out}
         for name, value in given.items():
@@ -88,7 +93,7 @@ def train(
                                   "resumed run keeps the options of its "
                                   "config.json)")
         metrics = run_training(TrainConfig(), resume, resume=True,
-                               log=typer.echo, progress=progress)
+                               log=typer.echo, progress=progress, callbacks=callbacks)
         run_dir = resume
     else:
         check("--preset", preset, optional(choice(*PRESETS)))
@@ -107,7 +112,8 @@ def train(
         run_dir = out or Path("runs") / (
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")
-        metrics = run_training(cfg, run_dir, log=typer.echo, progress=progress)
+        metrics = run_training(cfg, run_dir, log=typer.echo, progress=progress,
+                               callbacks=callbacks)
     if not is_main_process():                 # rank 0 reports for torchrun jobs
         return
     typer.echo(f"\ntest metrics (best epoch {metrics['best_epoch']}):")

@@ -16,10 +16,11 @@ class ToyMMKG(InMemoryDataset):
 
     Entities fall into ``num_clusters`` latent clusters of equal size; entity
     ``e`` is member ``e // num_clusters`` of cluster ``e % num_clusters``.
-    Relation ``r`` maps cluster ``c`` to cluster ``perm_r(c)`` and member ``i``
-    to member ``(i + shift_r) mod size``, so each relation is a learnable
-    (rotation-like) function; with probability ``noise`` the tail is replaced
-    by a random member of the right cluster. Each ``(entity, relation)`` pair
+    Relation ``r`` maps cluster ``c`` to ``(c + a_r) mod num_clusters`` and
+    member ``i`` to ``(i + shift_r) mod size``: two cyclic shifts, which a
+    RotatE model represents exactly (entities on two circles, relations as
+    rotations); with probability ``noise`` the tail is replaced by a random
+    member of the right cluster. Each ``(entity, relation)`` pair
     is a triple with probability ``density``; triples are split 80/10/10.
 
     Visual features encode the cluster and textual features the member
@@ -75,15 +76,14 @@ def generate_toy_mmkg(num_entities: int = 1000, num_relations: int = 10,
     entity = torch.arange(n)
     cluster, member = entity % num_clusters, entity // num_clusters
 
-    perm = torch.stack([torch.randperm(num_clusters, generator=g)
-                        for _ in range(num_relations)])          # [R, C]
+    cluster_shift = torch.randint(1, num_clusters, (num_relations,), generator=g)
     shift = torch.randint(1, size, (num_relations,), generator=g)  # [R]
 
     h = entity.repeat_interleave(num_relations)
     r = torch.arange(num_relations).repeat(n)
     keep = torch.rand(h.numel(), generator=g) < density
     h, r = h[keep], r[keep]
-    t_cluster = perm[r, cluster[h]]
+    t_cluster = (cluster[h] + cluster_shift[r]) % num_clusters
     t_member = (member[h] + shift[r]) % size
     random_member = torch.randint(0, size, (h.numel(),), generator=g)
     is_noise = torch.rand(h.numel(), generator=g) < noise

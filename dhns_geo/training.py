@@ -105,6 +105,9 @@ class Trainer:
         self.bad_evals = 0
         self.history: list[dict[str, Any]] = []
         self._best_state: dict | None = None
+        self.epoch_stats: dict[str, float] = {}
+        self._sums: dict[str, Tensor | float] = {}
+        self._counts: dict[str, int] = {}
 
     # -- one epoch ---------------------------------------------------------
     def _regularization(self, *embeddings: Tensor) -> Tensor:
@@ -122,6 +125,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         table = model.encode()
         groups = self.sampler.sample(batch, model, table, self.generator)
+        for name, value in self.sampler.step_stats().items():
+            self._track(name, value)
         total = batch.size(0)
         if dist.enabled:
             share = dist.share(total)
@@ -138,6 +143,8 @@ class Trainer:
             loss = pos.new_zeros(())
             for neg in groups:
                 scores = model.score_negatives(head, rel, tail, neg, table)
+                if neg.name:
+                    self._track(neg.name, scores.detach().mean())
                 loss = loss + neg.loss_weight * self.loss(
                     pos, scores, neg.margin_factor, neg.weight)
             if config.regularizer != "none" and config.reg_weight > 0:
@@ -150,8 +157,15 @@ class Trainer:
         self.optimizer.step()
         return float(dist.sum(loss.detach() * weight))
 
+    def _track(self, name: str, value: Tensor | float) -> None:
+        self._sums[name] = self._sums.get(name, 0.0) + value
+        self._counts[name] = self._counts.get(name, 0) + 1
+
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the shuffled training triples."""
+        """One pass over the shuffled training triples; :attr:`epoch_stats`
+        then holds the epoch's means of the tracked numbers (the sampler's
+        step stats and the mean score of each named negative group)."""
+        self._sums, self._counts = {}, {}
         self.model.train()
         num = self.train_triples.size(0)
         perm = torch.randperm(num, generator=self.generator, device=self.device)
@@ -174,6 +188,8 @@ class Trainer:
                if not bool(torch.isfinite(p).all())]
         if bad:
             self._diverged(f"parameter {bad[0]} became non-finite", step)
+        self.epoch_stats = {name: float(total_) / self._counts[name]
+                            for name, total_ in self._sums.items()}
         return {"loss": total / num, "triples_per_s": num / seconds,
                 "seconds": seconds}
 
@@ -234,7 +250,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------
     def fit(self, run_dir: Path | None = None, resume: bool = False,
-            callbacks: Iterable[Callable[["Trainer", dict], None]] = ()) -> dict:
+            callbacks: Iterable[Callable[["Trainer", dict], None]] = (),
+            test: bool = True) -> dict:
         """Trains until ``config.epochs`` or early stopping, then evaluates
         the best model on valid and test.
 
@@ -243,6 +260,8 @@ class Trainer:
             resume: Continue from ``run_dir/last.pt``.
             callbacks: Called as ``callback(trainer, epoch_record)`` after
                 every epoch (after its checkpoint is written).
+            test: Evaluate the best model on test too (``False`` for
+                hyper-parameter search, which must never read test).
 
         Returns:
             ``{"valid": metrics, "test": metrics, "best_epoch": int}``.
@@ -287,9 +306,9 @@ class Trainer:
             self.log(line)
             for callback in callbacks:
                 callback(self, record)
-        return self._finish(run_dir)
+        return self._finish(run_dir, test)
 
-    def _finish(self, run_dir: Path | None) -> dict:
+    def _finish(self, run_dir: Path | None, test: bool = True) -> dict:
         best = self._best_state
         if best is None and run_dir is not None and (run_dir / "model.pt").is_file():
             best = load_checkpoint(run_dir / "model.pt", self.device)
@@ -297,7 +316,7 @@ class Trainer:
             self.model.load_state_dict(best["model"])
             self.sampler.load_state_dict(best["sampler"])
         metrics = {split: self.evaluate(split, return_ranks=True)
-                   for split in ("valid", "test")}
+                   for split in (("valid", "test") if test else ("valid",))}
         ranks = {split: metrics[split].pop("ranks") for split in metrics}
         metrics["best_epoch"] = self.best_epoch
         if self.config.select_on != "valid":
@@ -330,9 +349,10 @@ def check_inputs(config: TrainConfig) -> torch.device:
 def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
                  log: Callable[[str], None] | None = None,
                  progress: bool | None = None,
-                 callbacks: Iterable[Callable[[Trainer, dict], None]] = ()) -> dict:
+                 callbacks: Iterable[Callable[[Trainer, dict], None]] = (),
+                 test: bool = True) -> dict:
     """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
-    metrics of the best model."""
+    metrics of the best model (on test too unless ``test`` is false)."""
     run_dir = Path(run_dir)
     if not resume:
         check_inputs(config)                   # before the folder is made
@@ -341,7 +361,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     try:
         if writer:
             remove_stale_temporaries(run_dir)
-        return _train_locked(config, run_dir, resume, log, progress, callbacks)
+        return _train_locked(config, run_dir, resume, log, progress, callbacks, test)
     finally:
         if lock is not None:
             lock.release()
@@ -349,7 +369,8 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
 
 def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
                   log: Callable[[str], None] | None, progress: bool | None,
-                  callbacks: Iterable[Callable[[Trainer, dict], None]]) -> dict:
+                  callbacks: Iterable[Callable[[Trainer, dict], None]],
+                  test: bool) -> dict:
     if resume:
         config, facts = read_run_config(run_dir)
     elif is_main_process() and (run_dir / "config.json").exists():
@@ -373,7 +394,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
                           build_sampler(config, data, filter_index),
                           build_loss(config), data, config, device, filter_index,
                           log=log, progress=progress, dist=dist)
-        return trainer.fit(run_dir, resume=resume, callbacks=callbacks)
+        return trainer.fit(run_dir, resume=resume, callbacks=callbacks, test=test)
     finally:
         if owns_group:
             shutdown_distributed()

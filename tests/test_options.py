@@ -35,19 +35,28 @@ BAD = {
                          "--device": "tpu", "--seed": "-3"},
     "features text": {"--model": None, "--names": "/no/names.tsv", "--out": None,
                       "--root": None, "--batch-size": "0", "--device": "tpu"},
+    "predict": {"--head": None, "--relation": None, "--tail": None,
+                "--queries": "/no/queries.tsv", "--top": "0", "--out": None,
+                "--batch-size": "0", "--device": "tpu"},
+    "tune": {"--config": "/no/such.yaml", "--dataset": " ", "--scorer": "foo",
+             "--sampler": "random", "--epochs": "0", "--space": "/no/space.yaml",
+             "--trials": "0", "--timeout": "-1", "--out": None},
     "datasets": {"--root": None},
     "datasets check": {"--root": None},
 }
 #: Options whose every value is acceptable (a path to write, a model name).
 NO_BAD_VALUE = {("train", "--out"), ("sample-negatives", "--out"),
+                ("predict", "--head"), ("predict", "--tail"), ("predict", "--out"),
+                ("predict", "--relation"), ("tune", "--out"),
                 ("features text", "--model"), ("features text", "--out"),
                 ("features text", "--root"), ("datasets", "--root"),
                 ("datasets check", "--root")}
 #: Options that are tested in combination instead (see below).
 COMBINED = {("train", "--resume")}
 NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
-            "--dhns-normalize", "--dhns-authors-sampling", "--version", "--help"}
+            "--dhns-normalize", "--dhns-authors-sampling", "--version", "--help", "--tensorboard"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
+              "predict": ["RUN"], "tune": [],
               "features text": ["toy"], "datasets": [], "datasets check": ["toy"]}
 
 
@@ -95,7 +104,8 @@ def test_bad_value_is_refused_before_any_work(path, flag, value, capsys,
     for where in ("dhns_geo.training.load_dataset_for",
                   "dhns_geo.cli.feature_commands.load_dataset",
                   "dhns_geo.cli.train_commands.load_run",
-                  "dhns_geo.cli.dhns_commands.load_run"):
+                  "dhns_geo.cli.dhns_commands.load_run",
+                  "dhns_geo.predict.Predictor.from_run"):
         monkeypatch.setattr(where, no_data)
     args = [a if a != "RUN" else str(tmp_path) for a in POSITIONAL[path]]
     extra = ["--sampler", "dhns"] if flag.startswith("--dhns") else []

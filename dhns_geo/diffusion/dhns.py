@@ -235,6 +235,10 @@ class DHNSSampler(NegativeSampler):
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
+    def step_stats(self) -> dict[str, float]:
+        loss = getattr(self, "_generator_loss", None)
+        return {} if loss is None else {"dhns/generator_loss": loss}
+
     @property
     def active_levels(self) -> list[int]:
         """Indices of the levels whose loss weight is positive."""
@@ -338,12 +342,13 @@ class DHNSSampler(NegativeSampler):
             heads = torch.stack([gen_h, real_h, gen_h], dim=1).chunk(parts, dim=1)
             tails = torch.stack([real_t, gen_t, gen_t], dim=1).chunk(parts, dim=1)
             groups += [Negatives(head=hd, tail=tl, margin_factor=self.margin_factors[i],
-                                 loss_weight=self.loss_weight(i) / parts)
+                                 loss_weight=self.loss_weight(i) / parts,
+                                 name=f"dhns/score_level_t{self.levels[i]}")
                        for hd, tl in zip(heads, tails)]
         return groups
 
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
                generator: torch.Generator) -> list[Negatives]:
         groups = self.base.sample(positives, model, table, generator)
-        self.fit_generator(positives, model, table, generator)
+        self._generator_loss = self.fit_generator(positives, model, table, generator)
         return groups + self.level_negatives(positives, model, table, generator)

@@ -28,6 +28,8 @@ class Negatives:
             from their positive on one side only: ``True`` where the head was
             replaced, ``False`` where the tail was. Lets the model compose
             the positive's query once instead of once per negative.
+        name: Optional label; the trainer tracks the mean score of named
+            groups per epoch (e.g. each DHNS hardness level).
     """
 
     head: Tensor
@@ -36,6 +38,7 @@ class Negatives:
     weight: Tensor | None = None
     loss_weight: float = 1.0
     corrupted_head: Tensor | None = None
+    name: str = ""
 
     def rows(self, index: slice) -> "Negatives":
         """The negatives of the positives ``index`` of the batch (per-row
@@ -48,7 +51,7 @@ class Negatives:
             return x
         return Negatives(self.head[index], self.tail[index],
                          take(self.margin_factor), take(self.weight),
-                         self.loss_weight, take(self.corrupted_head))
+                         self.loss_weight, take(self.corrupted_head), self.name)
 
 
 class NegativeSampler(nn.Module):
@@ -69,3 +72,8 @@ class NegativeSampler(nn.Module):
             generator: The random generator to draw from (for determinism).
         """
         raise NotImplementedError
+
+    def step_stats(self) -> dict[str, float]:
+        """Numbers about the last :meth:`sample` call to track (e.g. a
+        generator's loss), by name."""
+        return {}

@@ -1,0 +1,166 @@
+"""The convergence protocol's analysis (issue 12): plateau rule, seed-paired
+differences to a baseline, and a paired bootstrap interval over test triples.
+
+    # the epoch at which a run's valid MRR has stopped moving
+    python benchmarks/paired.py plateau runs/conv-lr0.02/MKG-Y-rotate-self-adv-seed0
+
+    # methods against self-adv from a reproduce.py results folder
+    python benchmarks/paired.py compare --results benchmarks/results/convergence/MKG-Y \\
+        --runs runs/convergence --baseline self-adv
+
+Plateau rule: a run of ``E`` epochs has converged when its valid MRR gained
+less than 1 % (relative) over the last quarter of the epochs, i.e.
+``mrr(E) < 1.01 * mrr(E - ceil(E / 4))``; ``plateau`` prints the first such
+``E`` of a run's curve.
+
+``compare`` reads each run's ``ranks.pt`` (the best epoch's filtered ranks
+per test triple). For a method ``m`` and the baseline ``b`` trained with the
+same seeds, the per-triple reciprocal rank ``(1/rank_head + 1/rank_tail) / 2``
+is differenced seed by seed and averaged over seeds; the test MRR difference
+is its mean, and the 95 % interval is the 2.5-97.5 percentiles of that mean
+over 2000 bootstrap resamples of the test triples (the same resample for all
+seeds). The seed-level differences (mean and spread) are reported beside it:
+the interval covers the test set's sampling noise, the spread the seeds'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from pathlib import Path
+
+import torch
+
+from dhns_geo.run_folder import load_checkpoint
+
+RULE = 0.01
+RESAMPLES = 2000
+
+
+def valid_curve(run_dir: Path) -> list[float]:
+    """Valid MRR per epoch (epochs with an evaluation) of a run folder."""
+    rows = csv.DictReader((Path(run_dir) / "history.csv").open())
+    return [float(r["valid_mrr"]) for r in rows if r["valid_mrr"]]
+
+
+def converged(curve: list[float], epochs: int, rule: float = RULE) -> bool:
+    """Whether the first ``epochs`` of ``curve`` meet the plateau rule."""
+    start = epochs - math.ceil(epochs / 4)
+    return start >= 1 and curve[epochs - 1] < (1 + rule) * curve[start - 1]
+
+
+def plateau_epoch(curve: list[float], rule: float = RULE) -> int | None:
+    """The first ``E`` whose last quarter gained less than ``rule``."""
+    return next((e for e in range(4, len(curve) + 1) if converged(curve, e, rule)),
+                None)
+
+
+def reciprocal_ranks(run_dir: Path) -> torch.Tensor:
+    """``[n]`` mean of head and tail reciprocal ranks per test triple."""
+    ranks = load_checkpoint(Path(run_dir) / "ranks.pt", required="test")["test"]
+    return (1 / ranks["head"] + 1 / ranks["tail"]) / 2
+
+
+def paired_difference(method: list[Path], baseline: list[Path],
+                      resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """Seed-paired test MRR difference ``method - baseline`` with a
+    bootstrap interval over test triples (runs listed in the same seed
+    order)."""
+    diffs = torch.stack([reciprocal_ranks(m) - reciprocal_ranks(b)
+                         for m, b in zip(method, baseline)])     # [S, n]
+    per_triple = diffs.mean(0)
+    g = torch.Generator().manual_seed(seed)
+    n = per_triple.numel()
+    index = torch.randint(0, n, (resamples, n), generator=g)
+    boot = per_triple[index].mean(1)
+    seeds = diffs.mean(1).tolist()
+    return {"seeds": len(seeds), "diff": float(per_triple.mean()),
+            "ci_low": float(boot.quantile(0.025)), "ci_high": float(boot.quantile(0.975)),
+            "seed_diffs": seeds,
+            "seed_std": statistics.pstdev(seeds) if len(seeds) > 1 else 0.0}
+
+
+def compare(results: Path, run_root: Path, baseline: str) -> list[dict]:
+    """Rows of paired differences for every (dataset, scorer, method) of a
+    reproduce.py ``runs.csv`` against ``baseline``."""
+    rows = list(csv.DictReader((results / "runs.csv").open()))
+    groups: dict[tuple, dict[int, Path]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["scorer"], r["method"]), {})[
+            int(r["seed"])] = run_root / r["run"]
+    out = []
+    for (dataset, scorer, method), runs in sorted(groups.items()):
+        base = groups.get((dataset, scorer, baseline), {})
+        seeds = sorted(set(runs) & set(base))
+        if method == baseline or not seeds:
+            continue
+        result = paired_difference([runs[s] for s in seeds], [base[s] for s in seeds])
+        out.append({"dataset": dataset, "scorer": scorer, "method": method,
+                    "baseline": baseline, **result,
+                    "seed_diffs": " ".join(f"{d:+.4f}" for d in result["seed_diffs"])})
+    return out
+
+
+def write(rows: list[dict], results: Path) -> str:
+    with open(results / "paired.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| dataset | scorer | method − baseline | seeds | test MRR diff | "
+             "bootstrap 95 % CI | per seed (std) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['dataset']} | {r['scorer']} | {r['method']} − {r['baseline']} | "
+              f"{r['seeds']} | {r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
+              f"{r['seed_diffs']} ({r['seed_std']:.4f}) |" for r in rows]
+    table = "\n".join(lines) + "\n"
+    (results / "paired.md").write_text(table)
+    plot(rows, results / "differences.png")
+    return table
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['dataset']} {r['scorer']}\n{r['method']}" for r in rows]
+    y = range(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
+    ax.errorbar([r["diff"] for r in rows], y, fmt="o",
+                xerr=[[r["diff"] - r["ci_low"] for r in rows],
+                      [r["ci_high"] - r["diff"] for r in rows]], capsize=3)
+    ax.axvline(0, color="grey", lw=1)
+    ax.axvline(0.01, color="green", lw=1, ls=":", label="goal +0.01")
+    ax.set_yticks(list(y), labels)
+    ax.set_xlabel(f"test MRR difference to {rows[0]['baseline']} (95 % bootstrap CI)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plateau", help="first epoch meeting the plateau rule")
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--rule", type=float, default=RULE)
+    c = sub.add_parser("compare", help="paired differences to a baseline")
+    c.add_argument("--results", type=Path, required=True)
+    c.add_argument("--runs", type=Path, required=True)
+    c.add_argument("--baseline", default="self-adv")
+    args = parser.parse_args()
+    if args.command == "plateau":
+        for run in args.runs:
+            curve = valid_curve(run)
+            epoch = plateau_epoch(curve, args.rule)
+            best = max(range(len(curve)), key=curve.__getitem__)
+            print(f"{run}: {len(curve)} epochs, best valid MRR {curve[best]:.4f} "
+                  f"(epoch {best + 1}); plateau rule met at epoch "
+                  f"{epoch if epoch else 'never'}")
+    else:
+        print(write(compare(args.results, args.runs, args.baseline), args.results))
+
+
+if __name__ == "__main__":
+    main()
