@@ -16,7 +16,7 @@ install: $(PY)
 	$(PY) -m pip install -q -e ".[test,text]"
 
 demo: install
-	$(VENV)/bin/dhns train --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(PY) examples/demo.py --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q

@@ -91,7 +91,7 @@ class Predictor:
     """
 
     def __init__(self, model: KGCModel, data: HeteroData, batch_size: int = 256) -> None:
-        self.model, self.batch_size = model.eval(), batch_size
+        self.model, self.data, self.batch_size = model.eval(), data, batch_size
         n, r = num_entities(data), num_relations(data)
         self.entities = Vocabulary("entity", data.entity_names, n)
         self.relations = Vocabulary("relation", data.relation_names, r)

@@ -24,7 +24,7 @@ def toy_run(tmp_path_factory):
 
 def test_predict_marks_known_answers_and_resolves_names(toy_run, capsys):
     predictor = Predictor.from_run(toy_run)
-    data_train = split_triples(predictor_data(predictor), "train")
+    data_train = split_triples(predictor.data, "train")
     h, r, t = data_train[0].tolist()
     code, out, err = run_cli(["predict", str(toy_run), "--head", f"entity_{h}",
                               "--relation", f"relation_{r}", "--top", "1000",
@@ -37,7 +37,7 @@ def test_predict_marks_known_answers_and_resolves_names(toy_run, capsys):
     by_id = {x["id"]: x for x in records}
     assert by_id[t]["known_in"] == "train" and by_id[t]["name"] == f"entity_{t}"
     # Every marked answer is a known triple of that split, and vice versa.
-    known = {split: {tuple(x) for x in split_triples(predictor_data(predictor),
+    known = {split: {tuple(x) for x in split_triples(predictor.data,
                                                      split).tolist()}
              for split in ("train", "valid", "test")}
     for x in records:
@@ -54,7 +54,7 @@ def test_predict_marks_known_answers_and_resolves_names(toy_run, capsys):
     assert len(out.strip().splitlines()) == 1 + 2 + 3
 
 
-def predictor_data(predictor):
+def predictor.data:
     from dhns_geo.datasets import load_dataset
     return load_dataset("toy")
 
