@@ -54,11 +54,6 @@ def test_predict_marks_known_answers_and_resolves_names(toy_run, capsys):
     assert len(out.strip().splitlines()) == 1 + 2 + 3
 
 
-def predictor.data:
-    from dhns_geo.datasets import load_dataset
-    return load_dataset("toy")
-
-
 @pytest.mark.parametrize("argv,message,code", [
     (["--head", "entity_3x", "--relation", "relation_1"],
      "unknown entity 'entity_3x'; close matches: entity_3", 1),
