@@ -73,6 +73,11 @@ ABLATIONS = {
     "dhns-model-grad": {**METHODS["dhns"], "dhns_generator_grad": "model"},
     "dhns-authors": {**METHODS["dhns"], "dhns_generator_grad": "model",
                      "dhns_authors_sampling": True, "dhns_sampling": "full"},
+    # Beyond the paper: scale-matched diffusion with real weight, and the
+    # false-negative guard (generated negatives scored >= the positive
+    # are dropped).
+    "dhns-norm-guard-mu1": {**METHODS["dhns"], "dhns_normalize": True,
+                            "dhns_guard": True, "dhns_mu": 1.0},
 }
 VARIANTS = {**METHODS, **ABLATIONS}
 #: Default budget for a 2-core CPU, and the papers' budget (``--full``).

@@ -69,6 +69,8 @@ def train(
     dhns_level_weights: Optional[str] = _opt("Loss weight per level, comma-separated (default 0,0.5,1,1,0.5).", "--dhns-level-weights"),
     dhns_margin_factors: Optional[str] = _opt("NTAT margin factor per level, comma-separated (default 0.1,0.3,0.5,0.7,0.9).", "--dhns-margin-factors"),
     dhns_authors_sampling: Optional[bool] = typer.Option(None, "--dhns-authors-sampling/--no-dhns-authors-sampling", help="The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own."),
+    dhns_guard: Optional[bool] = typer.Option(None, "--dhns-guard/--no-dhns-guard", help="Drop generated negatives the model scores at least as high as their positive (likely false negatives)."),
+    dhns_share: Optional[float] = _opt("Share of each batch the DHNS generator trains on and generates for (default 1, the method as published; lower is faster).", "--dhns-share"),
     dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py); --config and flags override it."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),

@@ -83,6 +83,8 @@ class TrainConfig:
     dhns_normalize: bool = False      # diffusion on unit-RMS embeddings
     dhns_generator_grad: str = "detached"   # detached | model (the authors')
     dhns_authors_sampling: bool = False      # heads stepped from the tail chain
+    dhns_share: float = 1.0           # share of each batch the generator serves
+    dhns_guard: bool = False          # drop generated negatives scored >= positive
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -112,6 +114,11 @@ class TrainConfig:
 
 
 # -- validation ---------------------------------------------------------------
+def share_rule(value: Any) -> str | None:
+    ok = number(0, above=True)(value) is None and value <= 1
+    return None if ok else "a number above 0 and at most 1"
+
+
 RULES: dict[str, Rule] = {
     "dataset": text, "root": optional(text), "features": choice("auto", "none"),
     "visual": optional(text), "textual": optional(text), "trust_features": flag,
@@ -137,7 +144,8 @@ RULES: dict[str, Rule] = {
     "dhns_sampling": choice("strided", "full"),
     "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
     "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
-    "dhns_authors_sampling": flag,
+    "dhns_authors_sampling": flag, "dhns_share": share_rule,
+    "dhns_guard": flag,
 }
 
 #: Options that only mean something with another option's value.

@@ -116,3 +116,25 @@ def test_authors_preset_from_the_command_line(tmp_path, capsys):
         16, "model", "distmult")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 < metrics["test"]["mrr"] <= 1
+
+
+def test_share_generates_for_the_first_rows_only():
+    data = ToyMMKG(num_entities=200, num_relations=4)[0]
+    index = build_filter_index(data)
+    cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, dhns_steps=10,
+                      dhns_share=0.25)
+    model, sampler = build_model(cfg, data), build_sampler(cfg, data, index)
+    batch = split_triples(data, "train")[:64]
+    groups = sampler.sample(batch, model, model.encode(), torch.Generator().manual_seed(0))
+    generated = [g for g in groups if g.name]
+    assert len(generated) == 4                     # the active levels
+    for g in generated:
+        assert g.head.shape == (64, 3, 16) and g.weight.shape == (64, 3)
+        assert bool((g.weight[:16] == 1).all()) and bool((g.weight[16:] == 0).all())
+    # Rows without generated negatives carry the positive term only.
+    pos, neg = torch.randn(64), torch.randn(64, 3)
+    loss = build_loss(cfg)(pos, neg, 0.5, generated[0].weight)
+    soft = torch.nn.functional.softplus
+    w = torch.softmax(neg, dim=1)                   # self-adversarial, temperature 1
+    per_row = soft(-(6.0 + pos)) + (w * soft(3.0 + neg)).sum(1) * (torch.arange(64) < 16)
+    assert float(loss) == pytest.approx(float(per_row.mean() / 2), rel=1e-5)

@@ -26,7 +26,7 @@ BAD = {
         "--dhns-sampling": "fast", "--dhns-generator-steps": "0",
         "--dhns-lr": "nan", "--dhns-levels": "1,x",
         "--dhns-level-weights": "0,0,0,0,0", "--dhns-margin-factors": "1,inf,1,1,1",
-        "--dhns-generator-grad": "both", "--config": "/no/such.yaml",
+        "--dhns-generator-grad": "both", "--dhns-share": "1.5", "--config": "/no/such.yaml",
         "--out": None, "--resume": None, "--preset": "paper", "--rgcn-layers": "0", "--rgcn-bases": "0",
     },
     "eval": {"--split": "train", "--batch-size": "0", "--device": "tpu"},
@@ -54,7 +54,7 @@ NO_BAD_VALUE = {("train", "--out"), ("sample-negatives", "--out"),
 #: Options that are tested in combination instead (see below).
 COMBINED = {("train", "--resume")}
 NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
-            "--dhns-normalize", "--dhns-authors-sampling", "--version", "--help", "--tensorboard"}
+            "--dhns-normalize", "--dhns-authors-sampling", "--dhns-guard", "--version", "--help", "--tensorboard"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
               "predict": ["RUN"], "tune": [],
               "features text": ["toy"], "datasets": [], "datasets check": ["toy"]}

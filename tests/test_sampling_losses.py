@@ -124,3 +124,32 @@ def test_positive_weight_is_checked():
         KGELoss("softplus", positive_weight=0.0)
     with pytest.raises(DHNSError, match="not to margin"):
         KGELoss("margin", positive_weight=2.0)
+
+
+def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
+    from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
+    from dhns_geo.data import build_filter_index, split_triples
+    from dhns_geo.datasets import ToyMMKG
+    from dhns_geo.sampling import Negatives
+    from dhns_geo.training import Trainer
+
+    data = ToyMMKG(num_entities=100, num_relations=2)[0]
+    cfg = TrainConfig(dim=8, num_negatives=2, loss="softplus")
+    index = build_filter_index(data)
+    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+                      build_loss(cfg), data, cfg, torch.device("cpu"), index,
+                      log=lambda line: None, progress=False)
+    batch = split_triples(data, "train")[:4]
+    h, r, t = batch.unbind(1)
+    table = trainer.model.encode()
+    head, tail = table.fused(h), table.fused(t)
+    copies = Negatives(head=head.unsqueeze(1).detach(), tail=tail.unsqueeze(1).detach(),
+                       guard=True)                   # the positives themselves
+    trainer.sampler.sample = lambda *args: [copies]
+    before = {n: p.clone() for n, p in trainer.model.named_parameters()}
+    pos = trainer.model.scorer(head, trainer.model.relations(r), tail)
+    # Every copy scores exactly as its positive: all dropped, positives only.
+    expected = float(torch.nn.functional.softplus(-(cfg.margin + pos)).mean() / 2)
+    loss_guarded = trainer.train_step(batch)
+    assert loss_guarded == pytest.approx(expected, rel=1e-5)
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())

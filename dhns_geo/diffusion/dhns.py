@@ -8,6 +8,7 @@ each level with its own NTAT margin factor and loss weight.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -181,6 +182,14 @@ class DHNSSampler(NegativeSampler):
             embeddings, summed over modalities and both sides, and its
             gradient is added to the model's gradient of the step (the
             generator still steps on the mean, which Adam treats alike).
+        share: The share of each batch's positives (the first, batches being
+            shuffled) that the generator trains on and generates negatives
+            for; the rest get the base sampler's negatives only. ``1`` (the
+            default) is the method as published; lower values trade fidelity
+            for time (the generator's work scales with it).
+        guard: Drop each generated negative that the model scores at least
+            as high as its positive (a likely false negative; see
+            :class:`~dhns_geo.sampling.Negatives`).
         authors_sampling: The authors' sampler: each head's reverse step
             starts from the tail chain's current sample (see
             :meth:`DiffHEG.sample`), and each of the three corruptions of a
@@ -195,7 +204,8 @@ class DHNSSampler(NegativeSampler):
                  mu: float = 0.01, generator_steps: int = 1, lr: float = 1e-3,
                  strided: bool = True, normalize: bool = False,
                  generator_grad: str = "detached",
-                 authors_sampling: bool = False) -> None:
+                 authors_sampling: bool = False, share: float = 1.0,
+                 guard: bool = False) -> None:
         super().__init__()
         levels = list(levels) if levels is not None else default_levels(num_steps)
         if not len(levels) == len(level_weights) == len(margin_factors):
@@ -216,6 +226,9 @@ class DHNSSampler(NegativeSampler):
         self.mu, self.generator_steps, self.strided = mu, generator_steps, strided
         self.normalize = normalize
         self.generator_grad, self.authors_sampling = generator_grad, authors_sampling
+        if not 0 < share <= 1:
+            raise DHNSError(f"share must be in (0, 1], got {share}")
+        self.share, self.guard = share, guard
         self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr)
 
     @classmethod
@@ -226,7 +239,8 @@ class DHNSSampler(NegativeSampler):
                    config.dhns_margin_factors, config.dhns_mu,
                    config.dhns_generator_steps, config.dhns_lr,
                    config.dhns_sampling == "strided", config.dhns_normalize,
-                   config.dhns_generator_grad, config.dhns_authors_sampling)
+                   config.dhns_generator_grad, config.dhns_authors_sampling,
+                   config.dhns_share, config.dhns_guard)
 
     # The generator's optimizer is part of the sampler's state dict.
     def get_extra_state(self) -> dict:
@@ -343,12 +357,16 @@ class DHNSSampler(NegativeSampler):
             tails = torch.stack([real_t, gen_t, gen_t], dim=1).chunk(parts, dim=1)
             groups += [Negatives(head=hd, tail=tl, margin_factor=self.margin_factors[i],
                                  loss_weight=self.loss_weight(i) / parts,
-                                 name=f"dhns/score_level_t{self.levels[i]}")
+                                 name=f"dhns/score_level_t{self.levels[i]}",
+                                 guard=self.guard)
                        for hd, tl in zip(heads, tails)]
         return groups
 
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
                generator: torch.Generator) -> list[Negatives]:
         groups = self.base.sample(positives, model, table, generator)
-        self._generator_loss = self.fit_generator(positives, model, table, generator)
-        return groups + self.level_negatives(positives, model, table, generator)
+        b = positives.size(0)
+        chosen = positives[:max(1, math.ceil(self.share * b))]   # batches are shuffled
+        self._generator_loss = self.fit_generator(chosen, model, table, generator)
+        return groups + [neg.padded(b) for neg in
+                         self.level_negatives(chosen, model, table, generator)]

@@ -30,6 +30,10 @@ class Negatives:
             the positive's query once instead of once per negative.
         name: Optional label; the trainer tracks the mean score of named
             groups per epoch (e.g. each DHNS hardness level).
+        guard: Drop (weight 0) each negative that scores at least as high
+            as its positive: a generated "negative" the model already
+            prefers to the true answer is likely a near-copy of a true
+            answer (a false negative).
     """
 
     head: Tensor
@@ -39,6 +43,7 @@ class Negatives:
     loss_weight: float = 1.0
     corrupted_head: Tensor | None = None
     name: str = ""
+    guard: bool = False
 
     def rows(self, index: slice) -> "Negatives":
         """The negatives of the positives ``index`` of the batch (per-row
@@ -51,7 +56,30 @@ class Negatives:
             return x
         return Negatives(self.head[index], self.tail[index],
                          take(self.margin_factor), take(self.weight),
-                         self.loss_weight, take(self.corrupted_head), self.name)
+                         self.loss_weight, take(self.corrupted_head), self.name,
+                         self.guard)
+
+
+    def padded(self, b: int) -> "Negatives":
+        """The group for a batch of ``b >= B`` positives whose first ``B``
+        it covers: the other rows get weight 0 (no negative term)."""
+        extra = b - self.head.size(0)
+        if extra == 0:
+            return self
+
+        def pad(x: Tensor, value: float | bool = 0) -> Tensor:
+            fill = x.new_full((extra, *x.shape[1:]), value)
+            return torch.cat([x, fill])
+        k = self.head.size(1)
+        weight = self.weight if self.weight is not None else self.head.new_ones(
+            self.head.shape[:2], dtype=torch.float)
+        margin = self.margin_factor
+        if isinstance(margin, Tensor) and margin.dim() >= 2 and margin.size(0) == b - extra:
+            margin = pad(margin)
+        return Negatives(pad(self.head), pad(self.tail), margin,
+                         pad(weight.expand(b - extra, k)), self.loss_weight,
+                         None if self.corrupted_head is None else pad(self.corrupted_head, False),
+                         self.name, self.guard)
 
 
 class NegativeSampler(nn.Module):
