@@ -1,5 +1,7 @@
 import importlib.util
 import shlex
+
+import pytest
 from pathlib import Path
 
 from conftest import run_cli
@@ -101,3 +103,35 @@ def test_hardness_rows_of_a_dhns_run(tmp_path):
         for key in ("above_pos", "entity_pct", "true_pct", "grad_share"):
             assert 0 <= r[key] <= 1, (key, r)
         assert r["norm_ratio"] > 0
+
+
+def test_plateau_rule():
+    paired = load_script("paired")
+    curve = [0.10, 0.20, 0.25, 0.28, 0.30, 0.301, 0.302, 0.303, 0.3031]
+    # E=7: the last quarter starts after epoch 5 (0.30): 0.302 < 1.01 * 0.30;
+    # E=6: after epoch 4 (0.28): 0.301 >= 1.01 * 0.28.
+    assert not paired.converged(curve, 6) and paired.converged(curve, 7)
+    assert paired.plateau_epoch(curve) == 7
+    assert paired.plateau_epoch([0.1, 0.2, 0.3, 0.4, 0.5]) is None
+
+
+def test_paired_difference_and_interval(tmp_path):
+    import torch
+    paired = load_script("paired")
+    runs = {}
+    for name, shift in (("base", 0), ("better", 1)):
+        for seed in (0, 1):
+            folder = tmp_path / f"{name}{seed}"
+            folder.mkdir()
+            head = torch.arange(1.0, 101.0)
+            better = torch.where(torch.arange(100) < 50 * shift, torch.ones(100), head)
+            torch.save({"test": {"head": better, "tail": head}}, folder / "ranks.pt")
+            runs.setdefault(name, []).append(folder)
+    same = paired.paired_difference(runs["base"], runs["base"])
+    assert same["diff"] == 0 and same["ci_low"] == 0 == same["ci_high"]
+    result = paired.paired_difference(runs["better"], runs["base"])
+    head = torch.arange(1.0, 101.0)
+    want = float(((1 - 1 / head[:50]) / 2).sum() / 100)   # heads 1..50 now rank 1
+    assert result["diff"] == pytest.approx(want)
+    assert result["ci_low"] < result["diff"] < result["ci_high"]
+    assert result["ci_low"] > 0 and result["seed_std"] == 0
