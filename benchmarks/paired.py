@@ -10,8 +10,9 @@ differences to a baseline, and a paired bootstrap interval over test triples.
 
 Plateau rule: a run of ``E`` epochs has converged when its valid MRR gained
 less than 1 % (relative) over the last quarter of the epochs, i.e.
-``mrr(E) < 1.01 * mrr(E - ceil(E / 4))``; ``plateau`` prints the first such
-``E`` of a run's curve.
+``mrr(E) < 1.01 * mrr(E - ceil(E / 4))``; ``plateau`` prints the first
+``E`` from which the rule holds at every later epoch of a (longer) run's
+curve, so that a noisy pause is not taken for convergence.
 
 ``compare`` reads each run's ``ranks.pt`` (the best epoch's filtered ranks
 per test triple). For a method ``m`` and the baseline ``b`` trained with the
@@ -52,9 +53,14 @@ def converged(curve: list[float], epochs: int, rule: float = RULE) -> bool:
 
 
 def plateau_epoch(curve: list[float], rule: float = RULE) -> int | None:
-    """The first ``E`` whose last quarter gained less than ``rule``."""
-    return next((e for e in range(4, len(curve) + 1) if converged(curve, e, rule)),
-                None)
+    """The first ``E`` from which every ``E' >= E`` of ``curve`` meets the
+    rule (``None`` if the last epoch does not)."""
+    epoch = None
+    for e in range(len(curve), 3, -1):
+        if not converged(curve, e, rule):
+            break
+        epoch = e
+    return epoch
 
 
 def reciprocal_ranks(run_dir: Path) -> torch.Tensor:

@@ -113,6 +113,8 @@ def test_plateau_rule():
     assert not paired.converged(curve, 6) and paired.converged(curve, 7)
     assert paired.plateau_epoch(curve) == 7
     assert paired.plateau_epoch([0.1, 0.2, 0.3, 0.4, 0.5]) is None
+    # A pause that the curve climbs out of again is not a plateau.
+    assert paired.plateau_epoch(curve[:7] + [0.40, 0.41, 0.412, 0.413, 0.414]) == 12
 
 
 def test_paired_difference_and_interval(tmp_path):
