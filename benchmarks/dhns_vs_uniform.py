@@ -2,6 +2,10 @@
 epoch time and filtered valid/test metrics, as a markdown table.
 
     python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --dataset MKG-Y
+    python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --shares 1,0.25 --epochs 2
+
+``--shares`` runs DHNS once per ``--dhns-share`` (the share of each batch
+the generator serves); every ratio is to the uniform run of the same call.
 """
 
 from __future__ import annotations
@@ -27,17 +31,22 @@ def main() -> None:
     parser.add_argument("--features", default="none", help="none or auto")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--num-negatives", type=int, default=64)
+    parser.add_argument("--shares", default="1", help="comma-separated --dhns-share values")
     args = parser.parse_args()
     rows = []
-    for sampler in ("uniform", "dhns"):
+    variants = [("uniform", {"sampler": "uniform"})] + [
+        (f"dhns share {share}", {"sampler": "dhns", "dhns_share": float(share)})
+        for share in args.shares.split(",")]
+    for sampler, values in variants:
         cfg = TrainConfig(dataset=args.dataset, root=args.root, scorer=args.scorer,
                           dim=args.dim, num_negatives=args.num_negatives,
                           batch_size=args.batch_size, features=args.features,
                           epochs=args.epochs, eval_every=5, patience=100,
-                          sampler=sampler, seed=args.seed)
-        run_dir = Path(args.out) / (f"{args.dataset}-{sampler}-d{args.dim}-"
-                                    f"{args.features}-seed{args.seed}")
-        resume = (run_dir / "last.pt").exists()
+                          seed=args.seed, **values)
+        run_dir = Path(args.out) / (f"{args.dataset}-{sampler.replace(' ', '')}-d{args.dim}-"
+                                    f"{args.features}-b{args.batch_size}-k{args.num_negatives}"
+                                    f"-e{args.epochs}-seed{args.seed}")
+        resume = (run_dir / "config.json").exists()
         metrics = run_training(cfg, run_dir, resume=resume,
                                log=lambda line: print(sampler, line, flush=True),
                                progress=False)
@@ -50,7 +59,8 @@ def main() -> None:
         print(f"| {sampler} | {epoch_s:.2f} | {m['valid']['mrr']:.4f} | "
               f"{m['test']['mrr']:.4f} | {m['test']['hits@1']:.4f} | "
               f"{m['test']['hits@10']:.4f} |")
-    print(f"\nDHNS epoch / uniform epoch: {rows[1][1] / rows[0][1]:.2f}x")
+    for sampler, epoch_s, _ in rows[1:]:
+        print(f"{sampler} epoch / uniform epoch: {epoch_s / rows[0][1]:.2f}x")
 
 
 if __name__ == "__main__":

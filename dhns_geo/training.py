@@ -145,12 +145,12 @@ class Trainer:
                 scores = model.score_negatives(head, rel, tail, neg, table)
                 if neg.name:
                     self._track(neg.name, scores.detach().mean())
-                weight = neg.weight
+                neg_weight = neg.weight
                 if neg.guard:
                     keep = (scores.detach() < pos.detach().unsqueeze(1)).float()
-                    weight = keep if weight is None else weight * keep
+                    neg_weight = keep if neg_weight is None else neg_weight * keep
                 loss = loss + neg.loss_weight * self.loss(
-                    pos, scores, neg.margin_factor, weight)
+                    pos, scores, neg.margin_factor, neg_weight)
             if config.regularizer != "none" and config.reg_weight > 0:
                 loss = loss + config.reg_weight * self._regularization(head, tail, rel)
         # Weighted by the share's size, the ranks' mean gradient is the
