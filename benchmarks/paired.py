@@ -20,7 +20,8 @@ same seeds, the per-triple reciprocal rank ``(1/rank_head + 1/rank_tail) / 2``
 is differenced seed by seed and averaged over seeds; the test MRR difference
 is its mean, and the 95 % interval is the 2.5-97.5 percentiles of that mean
 over 2000 bootstrap resamples of the test triples (the same resample for all
-seeds). The seed-level differences (mean and spread) are reported beside it:
+seeds; where the test set differs per seed, as the toy graph's does, each
+seed's own triples are resampled). The seed-level differences (mean and spread) are reported beside it:
 the interval covers the test set's sampling noise, the spread the seeds'.
 """
 
@@ -74,15 +75,18 @@ def paired_difference(method: list[Path], baseline: list[Path],
     """Seed-paired test MRR difference ``method - baseline`` with a
     bootstrap interval over test triples (runs listed in the same seed
     order)."""
-    diffs = torch.stack([reciprocal_ranks(m) - reciprocal_ranks(b)
-                         for m, b in zip(method, baseline)])     # [S, n]
-    per_triple = diffs.mean(0)
+    diffs = [reciprocal_ranks(m) - reciprocal_ranks(b) for m, b in zip(method, baseline)]
     g = torch.Generator().manual_seed(seed)
-    n = per_triple.numel()
-    index = torch.randint(0, n, (resamples, n), generator=g)
-    boot = per_triple[index].mean(1)
-    seeds = diffs.mean(1).tolist()
-    return {"seeds": len(seeds), "diff": float(per_triple.mean()),
+    if len({d.numel() for d in diffs}) == 1:      # the same test triples
+        per_triple = torch.stack(diffs).mean(0)
+        n = per_triple.numel()
+        boot = per_triple[torch.randint(0, n, (resamples, n), generator=g)].mean(1)
+    else:                                         # e.g. the toy graph is per seed
+        boot = torch.stack([d[torch.randint(0, d.numel(), (resamples, d.numel()),
+                                            generator=g)].mean(1)
+                            for d in diffs]).mean(0)
+    seeds = [float(d.mean()) for d in diffs]
+    return {"seeds": len(seeds), "diff": statistics.fmean(seeds),
             "ci_low": float(boot.quantile(0.025)), "ci_high": float(boot.quantile(0.975)),
             "seed_diffs": seeds,
             "seed_std": statistics.pstdev(seeds) if len(seeds) > 1 else 0.0}

@@ -88,6 +88,9 @@ BUDGETS = {
     # rate chosen on valid for self-adv and epochs where self-adv's valid
     # MRR has stopped moving (benchmarks/paired.py plateau); set both with
     # --lr and --epochs per dataset.
+    # The toy MMKG at the demo's settings (seconds per run).
+    "toy": {"dim": 64, "num_negatives": 32, "batch_size": 512, "epochs": 15,
+            "lr": 0.05, "eval_every": 5, "patience": 100},
     "converge": {"dim": 256, "num_negatives": 64, "batch_size": 1024,
                  "epochs": 40, "lr": 0.02, "eval_every": 1, "patience": 100},
     # The authors' train_dhns.py (github.com/ngl567/DHNS): dim 1024, batch
