@@ -4,6 +4,9 @@ differences to a baseline, and a paired bootstrap interval over test triples.
     # the epoch at which a run's valid MRR has stopped moving
     python benchmarks/paired.py plateau runs/conv-lr0.02/MKG-Y-rotate-self-adv-seed0
 
+    # valid MRR curves of runs, with the plateau epoch marked
+    python benchmarks/paired.py curves RUN... --labels lr0.01,lr0.02 --out sweep.png
+
     # methods against self-adv from a reproduce.py results folder
     python benchmarks/paired.py compare --results benchmarks/results/convergence/MKG-Y \\
         --runs runs/convergence --baseline self-adv
@@ -149,12 +152,38 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def plot_curves(runs: list[Path], labels: list[str], path: Path) -> None:
+    """Valid MRR per epoch of ``runs``; a dot marks each plateau epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run, label in zip(runs, labels):
+        curve = valid_curve(run)
+        epoch = plateau_epoch(curve)
+        line, = ax.plot(range(1, len(curve) + 1), curve, label=label)
+        if epoch:
+            ax.plot([epoch], [curve[epoch - 1]], "o", color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("valid MRR (filtered)")
+    ax.set_title("dot: plateau rule met from here on")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plateau", help="first epoch meeting the plateau rule")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--rule", type=float, default=RULE)
+    v = sub.add_parser("curves", help="plot valid MRR curves")
+    v.add_argument("runs", nargs="+", type=Path)
+    v.add_argument("--labels", required=True, help="comma-separated, one per run")
+    v.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("compare", help="paired differences to a baseline")
     c.add_argument("--results", type=Path, required=True)
     c.add_argument("--runs", type=Path, required=True)
@@ -168,6 +197,8 @@ def main() -> None:
             print(f"{run}: {len(curve)} epochs, best valid MRR {curve[best]:.4f} "
                   f"(epoch {best + 1}); plateau rule met at epoch "
                   f"{epoch if epoch else 'never'}")
+    elif args.command == "curves":
+        plot_curves(args.runs, args.labels.split(","), args.out)
     else:
         print(write(compare(args.results, args.runs, args.baseline), args.results))
 
