@@ -44,6 +44,7 @@ def train(
     sampler: Optional[str] = _opt("uniform, bernoulli or dhns (default uniform).", "--sampler"),
     num_negatives: Optional[int] = _opt("Negatives per positive (default 32).", "--num-negatives", "-k"),
     filter_negatives: Optional[bool] = typer.Option(None, "--filter-negatives/--no-filter-negatives", help="Redraw negatives that are known true triples."),
+    shared_negatives: Optional[bool] = typer.Option(None, "--shared-negatives/--no-shared-negatives", help="Draw the K negatives once per batch and share them across its positives (a step then fuses only the entities it touches: much faster with modality features)."),
     loss: Optional[str] = _opt("margin, softplus or self-adversarial (default).", "--loss"),
     adversarial_temperature: Optional[float] = _opt("Self-adversarial temperature (default 1).", "--adversarial-temperature"),
     margin: Optional[float] = _opt("Loss margin gamma (default 6).", "--margin"),

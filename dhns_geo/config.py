@@ -52,6 +52,7 @@ class TrainConfig:
     sampler: str = "uniform"          # uniform | bernoulli | dhns
     num_negatives: int = 32
     filter_negatives: bool = False
+    shared_negatives: bool = False    # K negatives drawn once per batch
     loss: str = "self-adversarial"    # margin | softplus | self-adversarial
     adversarial_temperature: float = 1.0
     margin: float = 6.0
@@ -126,7 +127,7 @@ RULES: dict[str, Rule] = {
     "dim": integer(1), "encoder": choice(*ENCODERS),
     "rgcn_layers": integer(1), "rgcn_bases": integer(1),
     "sampler": choice(*SAMPLERS), "num_negatives": integer(1),
-    "filter_negatives": flag, "loss": choice(*LOSSES),
+    "filter_negatives": flag, "shared_negatives": flag, "loss": choice(*LOSSES),
     "adversarial_temperature": number(0, above=True), "margin": number(0),
     "positive_weight": number(0, above=True),
     "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
@@ -247,8 +248,10 @@ def build_sampler(config: TrainConfig, data: HeteroData,
     index = filter_index if config.filter_negatives else None
     if config.sampler == "bernoulli":
         return BernoulliSampler(n, split_triples(data, "train"), r,
-                                config.num_negatives, index)
-    base = UniformSampler(n, r, config.num_negatives, index)
+                                config.num_negatives, index,
+                                shared=config.shared_negatives)
+    base = UniformSampler(n, r, config.num_negatives, index,
+                          shared=config.shared_negatives)
     if config.sampler == "dhns":
         from dhns_geo.diffusion import DHNSSampler
         modalities = 1 + (len(modality_features(data))

@@ -123,7 +123,7 @@ class Trainer:
         """
         model, config, dist = self.model, self.config, self.dist
         self.optimizer.zero_grad(set_to_none=True)
-        table = model.encode()
+        table = model.encode(lazy=config.shared_negatives)
         groups = self.sampler.sample(batch, model, table, self.generator)
         for name, value in self.sampler.step_stats().items():
             self._track(name, value)

@@ -54,6 +54,7 @@ NO_BAD_VALUE = {("train", "--out"), ("sample-negatives", "--out"),
 #: Options that are tested in combination instead (see below).
 COMBINED = {("train", "--resume")}
 NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
+            "--shared-negatives",
             "--dhns-normalize", "--dhns-authors-sampling", "--dhns-guard", "--version", "--help", "--tensorboard"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
               "predict": ["RUN"], "tune": [],

@@ -20,12 +20,16 @@ class EntityTable:
     """Entity representations of one forward pass of a :class:`KGCModel`.
 
     The R-GCN encoder (if any) runs once when the table is made; the fused
-    ``[N, d]`` table is computed on first use and reused.
+    ``[N, d]`` table is computed on first use and reused. A ``lazy`` table
+    fuses only the rows asked for (for steps that touch few entities, e.g.
+    with negatives shared across the batch); the values are the same.
     """
 
-    def __init__(self, model: "KGCModel", structural: Tensor | None) -> None:
+    def __init__(self, model: "KGCModel", structural: Tensor | None,
+                 lazy: bool = False) -> None:
         self.model = model
         self.structural = structural
+        self.lazy = lazy
         self._fused: Tensor | None = None
 
     def modalities(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -34,6 +38,8 @@ class EntityTable:
 
     def fused(self, index: Tensor | None = None) -> Tensor:
         """Fused ``[*, d]`` embeddings of ``index`` (all ``N`` if ``None``)."""
+        if self.lazy and index is not None and self._fused is None:
+            return self.model.fusion(*self.modalities(index))
         if self._fused is None:
             self._fused = self.model.fusion(*self.modalities())
         # F.embedding's backward is about 30% faster than indexing's
@@ -90,13 +96,14 @@ class KGCModel(nn.Module):
     def device(self) -> torch.device:
         return self.relations.weight.device
 
-    def encode(self) -> EntityTable:
-        """Runs the encoder (if any) and returns the entity table."""
+    def encode(self, lazy: bool = False) -> EntityTable:
+        """Runs the encoder (if any) and returns the entity table (``lazy``:
+        fusing only the rows asked for)."""
         structural = None
         if self.encoder is not None:
             structural = self.encoder(self.entities.structural.weight,
                                       self.edge_index, self.edge_type)
-        return EntityTable(self, structural)
+        return EntityTable(self, structural, lazy)
 
     def forward(self, head: Tensor, relation: Tensor, tail: Tensor,
                 table: EntityTable | None = None) -> Tensor:
@@ -116,6 +123,12 @@ class KGCModel(nn.Module):
             relation: ``[B, d_r]`` relation embeddings of the positives.
             negatives: A :class:`~dhns_geo.sampling.Negatives` group.
         """
+        if negatives.shared is not None:
+            candidates = table.fused(negatives.shared)              # [K, d]
+            scores = [self.scorer.match_all(self.scorer.compose(e, relation, side),
+                                            candidates)
+                      for e, side in ((tail, "head"), (head, "tail"))]
+            return torch.where(negatives.corrupted_head, *scores)
         if negatives.corrupted_head is None:
             return self.scorer(table.entity(negatives.head),
                                relation.unsqueeze(1),

@@ -30,6 +30,10 @@ class Negatives:
             the positive's query once instead of once per negative.
         name: Optional label; the trainer tracks the mean score of named
             groups per epoch (e.g. each DHNS hardness level).
+        shared: Optional ``[K]`` ids when column ``k`` of every row is the
+            same entity ``shared[k]`` (negatives shared across the batch):
+            the model scores the ``K`` candidates against all queries at
+            once.
         guard: Drop (weight 0) each negative that scores at least as high
             as its positive: a generated "negative" the model already
             prefers to the true answer is likely a near-copy of a true
@@ -44,6 +48,7 @@ class Negatives:
     corrupted_head: Tensor | None = None
     name: str = ""
     guard: bool = False
+    shared: Tensor | None = None
 
     def rows(self, index: slice) -> "Negatives":
         """The negatives of the positives ``index`` of the batch (per-row
@@ -57,7 +62,7 @@ class Negatives:
         return Negatives(self.head[index], self.tail[index],
                          take(self.margin_factor), take(self.weight),
                          self.loss_weight, take(self.corrupted_head), self.name,
-                         self.guard)
+                         self.guard, self.shared)
 
 
     def padded(self, b: int) -> "Negatives":

@@ -41,13 +41,20 @@ class CorruptionSampler(NegativeSampler):
         filter_index: If given, negatives that are known true triples are
             redrawn (up to ``filter_rounds`` times) and otherwise get weight 0.
         filter_rounds: Redraw rounds for filtered negatives.
+        shared: Draw the ``K`` replacement entities once per batch and share
+            them across its positives (each positive still picks its side
+            per negative). A step then touches ``2B + K`` entities instead of
+            ``B (K + 2)``, which lets a multimodal model fuse only those
+            (see :class:`~dhns_geo.nn.model.EntityTable`); known true triples
+            get weight 0 instead of being redrawn.
     """
 
     def __init__(self, num_entities: int, num_negatives: int,
                  head_prob: Tensor, filter_index: FilterIndex | None = None,
-                 filter_rounds: int = 3) -> None:
+                 filter_rounds: int = 3, shared: bool = False) -> None:
         super().__init__()
         self.num_entities, self.num_negatives = num_entities, num_negatives
+        self.shared = shared
         self.register_buffer("head_prob", head_prob.float(), persistent=False)
         self.filter_index = filter_index
         self.filter_rounds = filter_rounds
@@ -60,8 +67,14 @@ class CorruptionSampler(NegativeSampler):
         is_head = torch.rand(shape, generator=generator, device=device) \
             < self.head_prob[r].unsqueeze(1)
         heads, tails = h.unsqueeze(1).expand(shape), t.unsqueeze(1).expand(shape)
-        drawn = torch.randint(0, self.num_entities, shape, generator=generator,
-                              device=device)
+        candidates = None
+        if self.shared:
+            candidates = torch.randint(0, self.num_entities, shape[1:],
+                                       generator=generator, device=device)
+            drawn = candidates.expand(shape)
+        else:
+            drawn = torch.randint(0, self.num_entities, shape, generator=generator,
+                                  device=device)
         weight = None
         if self.filter_index is not None:
             rel = r.unsqueeze(1).expand(shape)
@@ -72,7 +85,7 @@ class CorruptionSampler(NegativeSampler):
                     torch.where(is_head, tails, drawn))
 
             false = known(drawn)
-            for _ in range(self.filter_rounds):
+            for _ in range(0 if self.shared else self.filter_rounds):
                 redraw = torch.randint(0, self.num_entities, shape,
                                        generator=generator, device=device)
                 drawn = torch.where(false, redraw, drawn)
@@ -80,17 +93,19 @@ class CorruptionSampler(NegativeSampler):
             weight = (~false).float()
         return [Negatives(head=torch.where(is_head, drawn, heads),
                           tail=torch.where(is_head, tails, drawn),
-                          weight=weight, corrupted_head=is_head)]
+                          weight=weight, corrupted_head=is_head,
+                          shared=candidates)]
 
 
 class UniformSampler(CorruptionSampler):
     """Corrupts head or tail with probability 1/2 each."""
 
     def __init__(self, num_entities: int, num_relations: int,
-                 num_negatives: int, filter_index: FilterIndex | None = None
-                 ) -> None:
+                 num_negatives: int, filter_index: FilterIndex | None = None,
+                 shared: bool = False) -> None:
         super().__init__(num_entities, num_negatives,
-                         torch.full((num_relations,), 0.5), filter_index)
+                         torch.full((num_relations,), 0.5), filter_index,
+                         shared=shared)
 
 
 class BernoulliSampler(CorruptionSampler):
@@ -98,7 +113,8 @@ class BernoulliSampler(CorruptionSampler):
 
     def __init__(self, num_entities: int, train_triples: Tensor,
                  num_relations: int, num_negatives: int,
-                 filter_index: FilterIndex | None = None) -> None:
+                 filter_index: FilterIndex | None = None,
+                 shared: bool = False) -> None:
         super().__init__(num_entities, num_negatives,
                          bernoulli_head_prob(train_triples, num_relations),
-                         filter_index)
+                         filter_index, shared=shared)
