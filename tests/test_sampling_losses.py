@@ -147,7 +147,7 @@ def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
                        guard=True)                   # the positives themselves
     trainer.sampler.sample = lambda *args: [copies]
     before = {n: p.clone() for n, p in trainer.model.named_parameters()}
-    pos = trainer.model.scorer(head, trainer.model.relations(r), tail)
+    pos = trainer.model.scorer(head, trainer.model.relations(r), tail).detach()
     # Every copy scores exactly as its positive: all dropped, positives only.
     expected = float(torch.nn.functional.softplus(-(cfg.margin + pos)).mean() / 2)
     loss_guarded = trainer.train_step(batch)
