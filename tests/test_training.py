@@ -96,10 +96,11 @@ def test_select_on_unseen_valid_triples_and_ranks_file(tmp_path):
 
     data = ToyMMKG()[0]
     valid, train = split_triples(data, "valid"), split_triples(data, "train")
-    # Plant 5 train triples in valid: only the other rows are "unseen".
-    data.valid_triples = torch.cat([valid, train[:5]])
+    # Plant 5 train triples and a duplicate in valid: the unseen triples are
+    # the distinct others.
+    data.valid_triples = torch.cat([valid, train[:5], valid[:1]])
     unseen = unseen_triples(data, "valid")
-    assert torch.equal(unseen, valid)
+    assert torch.equal(unseen, torch.unique(valid, dim=0))
     m = run_training(small(select_on="valid-unseen", epochs=2), tmp_path / "r", **QUIET)
     assert m["selection"]["num_triples"] == valid.size(0)
     ranks = load_checkpoint(tmp_path / "r" / "ranks.pt", required="test")

@@ -82,14 +82,15 @@ def split_triples(data: HeteroData, split: str) -> Tensor:
 
 
 def unseen_triples(data: HeteroData, split: str) -> Tensor:
-    """The rows of ``split`` that are not train triples (e.g. DB15K's valid
-    split is mostly train triples: selecting on it measures memorisation)."""
+    """The distinct triples of ``split`` that are not train triples (e.g.
+    DB15K's valid split is mostly train triples: selecting on it measures
+    memorisation), sorted."""
     triples, train = split_triples(data, split), split_triples(data, "train")
     n, r = num_entities(data), num_relations(data)
 
     def key(x: Tensor) -> Tensor:
         return (x[:, 0] * r + x[:, 1]) * n + x[:, 2]
-    return triples[~torch.isin(key(triples), key(train))]
+    return torch.unique(triples[~torch.isin(key(triples), key(train))], dim=0)
 
 
 def all_triples(data: HeteroData) -> Tensor:
