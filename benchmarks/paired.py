@@ -4,6 +4,9 @@ differences to a baseline, and a paired bootstrap interval over test triples.
     # the epoch at which a run's valid MRR has stopped moving
     python benchmarks/paired.py plateau runs/conv-lr0.02/MKG-Y-rotate-self-adv-seed0
 
+    # epochs and training seconds until valid MRR first reaches 0.30
+    python benchmarks/paired.py reach RUN... --threshold 0.30
+
     # valid MRR curves of runs, with the plateau epoch marked
     python benchmarks/paired.py curves RUN... --labels lr0.01,lr0.02 --out sweep.png
 
@@ -65,6 +68,18 @@ def plateau_epoch(curve: list[float], rule: float = RULE) -> int | None:
             break
         epoch = e
     return epoch
+
+
+def time_to_reach(run_dir: Path, threshold: float) -> tuple[int, float] | None:
+    """``(epoch, training seconds)`` when a run's valid MRR first reaches
+    ``threshold`` (epoch times summed from ``history.csv``; evaluation time
+    not counted), or ``None``."""
+    seconds = 0.0
+    for row in csv.DictReader((Path(run_dir) / "history.csv").open()):
+        seconds += float(row["seconds"])
+        if row["valid_mrr"] and float(row["valid_mrr"]) >= threshold:
+            return int(row["epoch"]), seconds
+    return None
 
 
 def reciprocal_ranks(run_dir: Path) -> torch.Tensor:
@@ -180,6 +195,9 @@ def main() -> None:
     p = sub.add_parser("plateau", help="first epoch meeting the plateau rule")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--rule", type=float, default=RULE)
+    t = sub.add_parser("reach", help="epochs and seconds to a valid MRR")
+    t.add_argument("runs", nargs="+", type=Path)
+    t.add_argument("--threshold", type=float, required=True)
     v = sub.add_parser("curves", help="plot valid MRR curves")
     v.add_argument("runs", nargs="+", type=Path)
     v.add_argument("--labels", required=True, help="comma-separated, one per run")
@@ -197,6 +215,12 @@ def main() -> None:
             print(f"{run}: {len(curve)} epochs, best valid MRR {curve[best]:.4f} "
                   f"(epoch {best + 1}); plateau rule met at epoch "
                   f"{epoch if epoch else 'never'}")
+    elif args.command == "reach":
+        for run in args.runs:
+            reached = time_to_reach(run, args.threshold)
+            print(f"{run}: " + (f"valid MRR >= {args.threshold} at epoch {reached[0]}, "
+                                f"{reached[1]:.1f} s of training" if reached else
+                                f"never reached {args.threshold}"))
     elif args.command == "curves":
         plot_curves(args.runs, args.labels.split(","), args.out)
     else:

@@ -137,3 +137,12 @@ def test_paired_difference_and_interval(tmp_path):
     assert result["diff"] == pytest.approx(want)
     assert result["ci_low"] < result["diff"] < result["ci_high"]
     assert result["ci_low"] > 0 and result["seed_std"] == 0
+
+
+def test_time_to_reach(tmp_path):
+    paired = load_script("paired")
+    (tmp_path / "history.csv").write_text(
+        "epoch,loss,triples_per_s,seconds,valid_mrr\n1,1,1,2.5,0.1\n2,1,1,2.0,\n"
+        "3,1,1,3.0,0.31\n4,1,1,3.0,0.35\n")
+    assert paired.time_to_reach(tmp_path, 0.3) == (3, 7.5)
+    assert paired.time_to_reach(tmp_path, 0.5) is None
