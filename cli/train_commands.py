@@ -84,10 +84,13 @@ def train(
     metrics.json and history.csv to the run folder."""
     flags = {k: v for k, v in locals().items()
              if k in TrainConfig.__dataclass_fields__ and v is not None}
-    callbacks = []
-    if tensorboard is not None and is_main_process():
+
+    def tracking() -> list:                  # made once the options are checked
+        if tensorboard is None or not is_main_process():
+            return []
         from dhns_geo.tracking import TensorBoardLogger
-        callbacks.append(TensorBoardLogger(tensorboard))
+        return [TensorBoardLogger(tensorboard)]
+
     if resume is not None:
         given = {**flags, "preset": preset, "config": config, "out": out}
         for name, value in given.items():
@@ -96,7 +99,7 @@ def train(
                                   "resumed run keeps the options of its "
                                   "config.json)")
         metrics = run_training(TrainConfig(), resume, resume=True,
-                               log=typer.echo, progress=progress, callbacks=callbacks)
+                               log=typer.echo, progress=progress, callbacks=tracking())
         run_dir = resume
     else:
         check("--preset", preset, optional(choice(*PRESETS)))
@@ -116,7 +119,7 @@ def train(
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")
         metrics = run_training(cfg, run_dir, log=typer.echo, progress=progress,
-                               callbacks=callbacks)
+                               callbacks=tracking())
     if not is_main_process():                 # rank 0 reports for torchrun jobs
         return
     typer.echo(f"\ntest metrics (best epoch {metrics['best_epoch']}):")
