@@ -53,7 +53,7 @@ def main() -> None:
         history = list(csv.DictReader((run_dir / "history.csv").open()))
         epoch_s = statistics.median(float(h["seconds"]) for h in history)
         rows.append((sampler, epoch_s, metrics))
-    print(f"\n| sampler | median epoch (s) | valid MRR | test MRR | test Hits@1 | test Hits@10 |")
+    print("\n| sampler | median epoch (s) | valid MRR | test MRR | test Hits@1 | test Hits@10 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for sampler, epoch_s, m in rows:
         print(f"| {sampler} | {epoch_s:.2f} | {m['valid']['mrr']:.4f} | "

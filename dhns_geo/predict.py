@@ -26,7 +26,6 @@ from dhns_geo.data.filter import FilterIndex
 from dhns_geo.errors import DHNSError
 from dhns_geo.nn import KGCModel
 
-SIDES = ("head", "tail")
 KNOWN_SPLITS = ("train", "valid", "test")
 
 

@@ -3,7 +3,6 @@ atomic writes, resume after SIGKILL, one writer, non-finite numbers caught."""
 
 import csv
 import json
-import os
 import pathlib
 import random
 import signal
