@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
+from dhns_geo.config import TrainConfig
 from dhns_geo.errors import OptionError
 
 T = TypeVar("T")
@@ -20,3 +21,13 @@ def comma_list(text: str, kind: Callable[[str], T], flag: str) -> list[T]:
     if not values:
         raise OptionError(flag, text, "a list of at least one value")
     return values
+
+
+def config_from(values: dict[str, Any], flags: dict[str, Any],
+                source: str) -> TrainConfig:
+    """The config of ``values`` (from ``source``, e.g. a file) overridden by
+    ``flags``; a bad value is said of its flag, or of ``source``'s key."""
+    try:
+        return TrainConfig.from_dict({**values, **flags})
+    except OptionError as exc:
+        raise (exc if exc.name in flags else exc.within(source)) from None

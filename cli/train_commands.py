@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from dhns_geo.cli.main import app
-from dhns_geo.cli.options import comma_list
+from dhns_geo.cli.options import comma_list, config_from
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, read_config_file
 from dhns_geo.distributed import is_main_process
@@ -109,12 +109,8 @@ def train(
             if name in flags:
                 flags[name] = comma_list(flags[name], kind,
                                          "--" + name.replace("_", "-"))
-        try:
-            cfg = TrainConfig.from_dict({**values, **flags})
-        except OptionError as exc:
-            # A bad value from the file is said of the file's key.
-            source = str(config) if config else f"--preset {preset}"
-            raise (exc if exc.name in flags else exc.within(source)) from None
+        cfg = config_from(values, flags,
+                          str(config) if config else f"--preset {preset}")
         run_dir = out or Path("runs") / (
             f"{Path(cfg.dataset).name}-{cfg.scorer}-{cfg.sampler}-"
             f"{time.strftime('%Y%m%d-%H%M%S')}")

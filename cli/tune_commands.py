@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 
 from dhns_geo.cli.main import app
+from dhns_geo.cli.options import config_from
 from dhns_geo.cli.output import format_table
-from dhns_geo.config import TrainConfig, read_config_file
+from dhns_geo.config import read_config_file
 from dhns_geo.errors import OptionError
 from dhns_geo.validation import check, integer, number, optional
 
@@ -39,10 +40,7 @@ def tune(
     values = read_config_file(config) if config is not None else {}
     flags = {k: v for k, v in (("dataset", dataset), ("scorer", scorer),
                                ("sampler", sampler), ("epochs", epochs)) if v is not None}
-    try:
-        base = TrainConfig.from_dict({**values, **flags})
-    except OptionError as exc:
-        raise (exc if exc.name in flags else exc.within(str(config))) from None
+    base = config_from(values, flags, str(config))
     import yaml
     grid = (check_space(yaml.safe_load(space.read_text()), str(space))
             if space is not None else default_space(base))
