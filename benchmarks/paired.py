@@ -4,6 +4,9 @@ differences to a baseline, and a paired bootstrap interval over test triples.
     # the epoch at which a run's valid MRR has stopped moving
     python benchmarks/paired.py plateau runs/conv-lr0.02/MKG-Y-rotate-self-adv-seed0
 
+    # the run of a learning-rate sweep the protocol keeps (printed first)
+    python benchmarks/paired.py choose runs/conv-lr*/MKG-Y-rotate-self-adv-seed0
+
     # epochs and training seconds until valid MRR first reaches 0.30
     python benchmarks/paired.py reach RUN... --threshold 0.30
 
@@ -68,6 +71,26 @@ def plateau_epoch(curve: list[float], rule: float = RULE) -> int | None:
             break
         epoch = e
     return epoch
+
+
+def choose(runs: list[Path], rule: float = RULE,
+           floor: float = 0.9) -> tuple[Path, str]:
+    """The run of a learning-rate sweep the protocol keeps, and why: among
+    the runs whose valid curve meets the plateau rule and whose best valid
+    MRR is at least ``floor`` times the sweep's best (a collapsed run is
+    flat too), the best valid MRR; if none qualifies, the best valid MRR of
+    all (said in the reason)."""
+    curves = {run: valid_curve(run) for run in runs}
+    top = max(max(curve) for curve in curves.values())
+    flat = [run for run, curve in curves.items()
+            if plateau_epoch(curve, rule) and max(curve) >= floor * top]
+    pool = flat or list(runs)
+    best = max(pool, key=lambda run: max(curves[run]))
+    why = (f"best valid MRR {max(curves[best]):.4f} among the runs that meet the "
+           f"plateau rule within {floor:.0%} of the sweep's best" if flat else
+           f"no run meets the plateau rule within {floor:.0%} of the sweep's best; "
+           f"best valid MRR {max(curves[best]):.4f}")
+    return best, why
 
 
 def time_to_reach(run_dir: Path, threshold: float) -> tuple[int, float] | None:
@@ -195,6 +218,9 @@ def main() -> None:
     p = sub.add_parser("plateau", help="first epoch meeting the plateau rule")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--rule", type=float, default=RULE)
+    h = sub.add_parser("choose", help="the run of an lr sweep the protocol keeps")
+    h.add_argument("runs", nargs="+", type=Path)
+    h.add_argument("--rule", type=float, default=RULE)
     t = sub.add_parser("reach", help="epochs and seconds to a valid MRR")
     t.add_argument("runs", nargs="+", type=Path)
     t.add_argument("--threshold", type=float, required=True)
@@ -215,6 +241,9 @@ def main() -> None:
             print(f"{run}: {len(curve)} epochs, best valid MRR {curve[best]:.4f} "
                   f"(epoch {best + 1}); plateau rule met at epoch "
                   f"{epoch if epoch else 'never'}")
+    elif args.command == "choose":
+        run, why = choose(args.runs, args.rule)
+        print(f"{run}\t{why}")
     elif args.command == "reach":
         for run in args.runs:
             reached = time_to_reach(run, args.threshold)

@@ -32,10 +32,13 @@ import argparse
 import csv
 import dataclasses
 import json
+import multiprocessing
 import shlex
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Iterator
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.run_folder import read_run_config
@@ -258,6 +261,9 @@ def main() -> None:
                         help="override the budget's learning rate")
     parser.add_argument("--select-on", default=None,
                         help="valid or valid-unseen (the trainer's --select-on)")
+    parser.add_argument("--device", default=None, help="the trainer's --device")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained at once, each in its own process")
     parser.add_argument("--out", default="runs/reproduce", help="run folders")
     parser.add_argument("--results", default="benchmarks/results")
     args = parser.parse_args()
@@ -270,9 +276,11 @@ def main() -> None:
     for key in ("epochs", "lr", "select_on"):
         if getattr(args, key) is not None:
             budget[key] = getattr(args, key)
+    if args.device is not None:
+        budget["device"] = args.device
     run_root, results = Path(args.out), Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    rows = []
+    grid = []
     for dataset in args.datasets.split(","):
         for scorer in args.scorers.split(","):
             for method in args.methods.split(","):
@@ -280,14 +288,33 @@ def main() -> None:
                     name = f"{dataset}-{scorer}-{method}-seed{seed}"
                     cfg = grid_config(budget, method, dataset=dataset,
                                       root=args.root, scorer=scorer, seed=seed)
-                    row = {"dataset": dataset, "scorer": scorer,
-                           "method": method, "seed": seed, "run": name}
-                    row.update(run_one(cfg, run_root / name, name))
-                    rows.append(row)
-                    print(f"{name}: valid {row['valid_mrr']:.4f} test "
-                          f"{row['test_mrr']:.4f}", flush=True)
-                    table = write_results(results, rows, run_root)
+                    grid.append(({"dataset": dataset, "scorer": scorer,
+                                  "method": method, "seed": seed, "run": name},
+                                 cfg))
+    rows, table = [], ""
+    for key, row in run_grid(grid, run_root, args.workers):
+        rows.append({**key, **row})
+        print(f"{key['run']}: valid {row['valid_mrr']:.4f} test "
+              f"{row['test_mrr']:.4f}", flush=True)
+        table = write_results(results, rows, run_root)
     print(table)
+
+
+def run_grid(grid: list[tuple[dict, TrainConfig]], run_root: Path,
+             workers: int) -> Iterator[tuple[dict, dict]]:
+    """``(key, row)`` of every run of ``grid``, in grid order with one
+    worker, else as runs finish in ``workers`` processes (e.g. several
+    runs sharing one GPU, whose steps are launch-bound)."""
+    if workers <= 1:
+        for key, cfg in grid:
+            yield key, run_one(cfg, run_root / key["run"], key["run"])
+        return
+    context = multiprocessing.get_context("spawn")     # CUDA needs spawn
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(run_one, cfg, run_root / key["run"], key["run"]): key
+                   for key, cfg in grid}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def write_results(results: Path, rows: list[dict], run_root: Path) -> str:

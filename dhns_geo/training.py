@@ -121,6 +121,13 @@ class Trainer:
         same negatives; it scores its share of the rows, and the gradients
         are averaged over ranks (see :mod:`dhns_geo.distributed`).
         """
+        return float(self.step(batch))
+
+    def step(self, batch: Tensor) -> Tensor:
+        """:meth:`train_step` without reading the loss back: returns it as a
+        0-dim tensor on the device, so that the host never waits for the
+        device (a CUDA graph can capture it, see ``benchmarks/gpu_step.py``).
+        """
         model, config, dist = self.model, self.config, self.dist
         self.optimizer.zero_grad(set_to_none=True)
         table = model.encode(lazy=config.shared_negatives)
@@ -159,7 +166,7 @@ class Trainer:
         (loss * weight * dist.world_size).backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
         self.optimizer.step()
-        return float(dist.sum(loss.detach() * weight))
+        return dist.sum(loss.detach() * weight)
 
     def _track(self, name: str, value: Tensor | float) -> None:
         self._sums[name] = self._sums.get(name, 0.0) + value

@@ -1,3 +1,4 @@
+import importlib
 import importlib.util
 import shlex
 
@@ -146,3 +147,42 @@ def test_time_to_reach(tmp_path):
         "3,1,1,3.0,0.31\n4,1,1,3.0,0.35\n")
     assert paired.time_to_reach(tmp_path, 0.3) == (3, 7.5)
     assert paired.time_to_reach(tmp_path, 0.5) is None
+
+
+def test_choose_keeps_the_best_flat_run_and_skips_collapsed_ones(tmp_path):
+    """The sweep's choice (as for RotatE on MKG-Y: a flat run 0.0007 below a
+    still-climbing one wins) and a collapsed, flat run (TransE at a too
+    high lr) never wins."""
+    paired = load_script("paired")
+
+    def run(name, curve):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = "".join(f"{e},1,1,1,{m}\n" for e, m in enumerate(curve, 1))
+        (folder / "history.csv").write_text(
+            "epoch,loss,triples_per_s,seconds,valid_mrr\n" + rows)
+        return folder
+    climbing = run("lr0.02", [0.1, 0.2, 0.25, 0.28, 0.30, 0.31, 0.32, 0.3329])
+    flat = run("lr0.05", [0.3, 0.33, 0.332, 0.3322, 0.3321, 0.332, 0.3321, 0.3322])
+    collapsed = run("lr0.5", [0.01] * 8)
+    assert paired.choose([climbing, flat, collapsed])[0] == flat
+    best, why = paired.choose([climbing, collapsed])
+    assert best == climbing and why.startswith("no run meets the plateau rule")
+
+
+def test_parallel_grid_gives_the_sequential_rows(tmp_path, monkeypatch):
+    """--workers trains each run in its own process: the same rows as one
+    worker (runs are seeded and deterministic on the CPU)."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))   # workers import it by name
+    reproduce = importlib.import_module("reproduce")
+    budget = {"dim": 8, "num_negatives": 4, "batch_size": 256, "epochs": 1,
+              "lr": 0.05, "eval_every": 1}
+    grid = [({"run": f"toy-{m}"}, reproduce.grid_config(budget, m, dataset="toy",
+                                                         scorer="distmult", seed=0))
+            for m in ("uniform", "self-adv")]
+    rows = {}
+    for workers in (1, 2):
+        done = reproduce.run_grid(grid, tmp_path / f"w{workers}", workers)
+        rows[workers] = {key["run"]: (row["valid_mrr"], row["test_mrr"])
+                         for key, row in done}
+    assert rows[1] == rows[2] and len(rows[1]) == 2

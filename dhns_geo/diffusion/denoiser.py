@@ -91,7 +91,7 @@ class ConditionalDenoiser(nn.Module):
         """:meth:`forward` at one step ``t`` for all rows, reusing the
         condition's share of the first LayerNorm + Linear: per call only the
         ``d x 4d`` block of ``x_t`` is multiplied instead of ``3d x 4d``."""
-        steps = torch.tensor([t], device=x_t.device)
+        steps = torch.full((1,), t, device=x_t.device)   # no host copy
         temb = self._time(steps, x_t.size(0))                  # [M, 1, d]
         return condition.finish(x_t, temb)
 

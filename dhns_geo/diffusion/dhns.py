@@ -249,7 +249,7 @@ class DHNSSampler(NegativeSampler):
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
-    def step_stats(self) -> dict[str, float]:
+    def step_stats(self) -> dict[str, Tensor]:
         loss = getattr(self, "_generator_loss", None)
         return {} if loss is None else {"dhns/generator_loss": loss}
 
@@ -286,9 +286,9 @@ class DHNSSampler(NegativeSampler):
         return target / scale, cond / scale, mask, scale
 
     def fit_generator(self, positives: Tensor, model: KGCModel,
-                      table: EntityTable, generator: torch.Generator) -> float:
+                      table: EntityTable, generator: torch.Generator) -> Tensor:
         """``generator_steps`` updates of DiffHEG on a batch; returns the
-        last loss."""
+        last loss (a 0-dim tensor on the device, not read back)."""
         into_model = self.generator_grad == "model"
         with torch.set_grad_enabled(into_model):
             target, cond, mask, _ = self._inputs(positives, model, table)
@@ -302,7 +302,7 @@ class DHNSSampler(NegativeSampler):
             loss.backward(inputs=list(self.diffheg.parameters()),
                           retain_graph=into_model)
             self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
 
     @staticmethod
     def _add_model_gradient(loss: Tensor, model: KGCModel) -> None:

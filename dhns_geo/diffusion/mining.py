@@ -38,7 +38,7 @@ def train_generator(sampler: DHNSSampler, model: KGCModel, triples: Tensor,
                               device=triples.device)
         for start in range(0, triples.size(0), batch_size):
             batch = triples[perm[start:start + batch_size]]
-            loss = sampler.fit_generator(batch, model, table, generator)
+            loss = float(sampler.fit_generator(batch, model, table, generator))
             bar.update(batch.size(0))
             bar.set_postfix(loss=f"{loss:.4f}")
     bar.close()

@@ -106,7 +106,8 @@ class NegativeSampler(nn.Module):
         """
         raise NotImplementedError
 
-    def step_stats(self) -> dict[str, float]:
+    def step_stats(self) -> dict[str, Tensor | float]:
         """Numbers about the last :meth:`sample` call to track (e.g. a
-        generator's loss), by name."""
+        generator's loss), by name; tensors stay on the device until the
+        epoch's means are taken."""
         return {}
