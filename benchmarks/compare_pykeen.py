@@ -36,7 +36,7 @@ def run_ours(dataset: str, root: str, epochs: int) -> dict:
                       margin=MARGIN, loss="self-adversarial", features="none")
     data = load_dataset_for(cfg)
     index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
                       build_loss(cfg), data, cfg, torch.device("cpu"), index,
                       progress=False)
     seconds = sum(trainer.train_epoch()["seconds"] for _ in range(epochs))
@@ -47,9 +47,10 @@ def run_ours(dataset: str, root: str, epochs: int) -> dict:
             "eval_seconds": time.perf_counter() - start, "mrr": metrics["mrr"]}
 
 
-def run_pykeen(dataset: str, root: str, epochs: int) -> dict:
+def pykeen_rotate(dataset: str, root: str, lr: float) -> tuple:
+    """PyKEEN's side of the comparison: ``(model, training loop, train
+    triples factory, {split: [n, 3] triples})`` for RotatE as above."""
     import torch
-    from pykeen.evaluation import RankBasedEvaluator
     from pykeen.losses import NSSALoss
     from pykeen.models import RotatE
     from pykeen.training import SLCWATrainingLoop
@@ -67,9 +68,16 @@ def run_pykeen(dataset: str, root: str, epochs: int) -> dict:
                    loss=NSSALoss(margin=MARGIN, adversarial_temperature=1.0),
                    random_seed=0)
     loop = SLCWATrainingLoop(model=model, triples_factory=train,
-                             optimizer=torch.optim.Adam(model.parameters(), lr=LR),
+                             optimizer=torch.optim.Adam(model.parameters(), lr=lr),
                              negative_sampler="basic",
                              negative_sampler_kwargs={"num_negs_per_pos": NEGATIVES})
+    return model, loop, train, splits
+
+
+def run_pykeen(dataset: str, root: str, epochs: int) -> dict:
+    from pykeen.evaluation import RankBasedEvaluator
+
+    model, loop, train, splits = pykeen_rotate(dataset, root, LR)
     start = time.perf_counter()
     loop.train(triples_factory=train, num_epochs=epochs, batch_size=BATCH,
                use_tqdm=False)

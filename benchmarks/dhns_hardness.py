@@ -52,7 +52,7 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
     if config.sampler != "dhns":
         raise SystemExit(f"{run_dir}: trained with --sampler {config.sampler}, "
                          "not dhns")
-    sampler = build_sampler(config, data, None).to(model.device)
+    sampler = build_sampler(config, data).to(model.device)
     sampler.load_state_dict(checkpoint["sampler"])
     loss = build_loss(config)
     if loss.kind == "margin":

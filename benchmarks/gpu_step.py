@@ -51,7 +51,7 @@ def make_trainer(cfg: TrainConfig, device: torch.device) -> Trainer:
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     data = load_dataset_for(cfg)
     index = build_filter_index(data).to(device)
-    return Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+    return Trainer(build_model(cfg, data), build_sampler(cfg, data),
                    build_loss(cfg), data, cfg, device, index, log=lambda _: None,
                    progress=False)
 

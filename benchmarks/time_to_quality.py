@@ -28,15 +28,14 @@ import sys
 import time
 from typing import Callable, Iterator
 
-DIM, NEGATIVES, BATCH, MARGIN = 256, 64, 1024, 6.0
+from compare_pykeen import BATCH, DIM, MARGIN, NEGATIVES, pykeen_rotate
+
 LRS = {"dhns-geo": [0.005, 0.02, 0.05, 0.1], "pykeen": [0.001, 0.005, 0.02, 0.05]}
 
 
-def valid_sample(data, size: int):
+def valid_sample(valid, size: int):
+    """A fixed sample of ``size`` of the ``[n, 3]`` valid triples."""
     import torch
-
-    from dhns_geo.data import split_triples
-    valid = split_triples(data, "valid")
     g = torch.Generator().manual_seed(0)
     return valid[torch.randperm(valid.size(0), generator=g)[:size]]
 
@@ -47,7 +46,7 @@ def ours(dataset: str, root: str, lr: float, size: int
     import torch
 
     from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
-    from dhns_geo.data import build_filter_index
+    from dhns_geo.data import build_filter_index, split_triples
     from dhns_geo.training import Trainer, load_dataset_for
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=lr,
@@ -55,38 +54,20 @@ def ours(dataset: str, root: str, lr: float, size: int
                       device="cpu")
     data = load_dataset_for(cfg)
     index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
                       build_loss(cfg), data, cfg, torch.device("cpu"), index,
                       log=lambda _: None, progress=False)
-    sample = valid_sample(data, size)
+    sample = valid_sample(split_triples(data, "valid"), size)
     while True:
         yield trainer.train_epoch()["seconds"], lambda: trainer.evaluate(sample)["mrr"]
 
 
 def pykeen(dataset: str, root: str, lr: float, size: int
            ) -> Iterator[tuple[float, Callable[[], float]]]:
-    import torch
     from pykeen.evaluation import RankBasedEvaluator
-    from pykeen.losses import NSSALoss
-    from pykeen.models import RotatE
-    from pykeen.training import SLCWATrainingLoop
-    from pykeen.triples import TriplesFactory
 
-    from dhns_geo.data import split_triples
-    from dhns_geo.datasets import load_dataset
-    data = load_dataset(dataset, root)
-    ents = {str(i): i for i in range(data["entity"].num_nodes)}
-    rels = {str(i): i for i in range(data.num_relations)}
-    splits = {s: split_triples(data, s) for s in ("train", "valid", "test")}
-    train = TriplesFactory(splits["train"], ents, rels)
-    model = RotatE(triples_factory=train, embedding_dim=DIM // 2,
-                   loss=NSSALoss(margin=MARGIN, adversarial_temperature=1.0),
-                   random_seed=0)
-    loop = SLCWATrainingLoop(model=model, triples_factory=train,
-                             optimizer=torch.optim.Adam(model.parameters(), lr=lr),
-                             negative_sampler="basic",
-                             negative_sampler_kwargs={"num_negs_per_pos": NEGATIVES})
-    sample = valid_sample(data, size)
+    model, loop, train, splits = pykeen_rotate(dataset, root, lr)
+    sample = valid_sample(splits["valid"], size)
 
     def mrr() -> float:
         result = RankBasedEvaluator(filtered=True).evaluate(

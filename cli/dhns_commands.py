@@ -64,7 +64,7 @@ def sample_negatives(
     filter_index = build_filter_index(data).to(dev)
     dhns_config = config if config.sampler == "dhns" else type(config)(
         **{**config.to_dict(), "sampler": "dhns"})
-    sampler = build_sampler(dhns_config, data, None).to(dev)
+    sampler = build_sampler(dhns_config, data).to(dev)
     generator = torch.Generator(device=dev).manual_seed(seed)
     show = sys.stderr.isatty() if progress is None else progress
     if config.sampler == "dhns":

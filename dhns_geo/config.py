@@ -241,11 +241,13 @@ def build_model(config: TrainConfig, data: HeteroData) -> KGCModel:
         raise DHNSError(str(exc)) from None
 
 
-def build_sampler(config: TrainConfig, data: HeteroData,
-                  filter_index: FilterIndex | None) -> NegativeSampler:
-    """The negative sampler of ``config``."""
+def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
+    """The negative sampler of ``config``. With ``filter_negatives`` the
+    known true triples are the train triples: filtering by valid or test
+    triples would tell training which corruptions are true there."""
     n, r = num_entities(data), num_relations(data)
-    index = filter_index if config.filter_negatives else None
+    index = (FilterIndex(split_triples(data, "train"), n, r)
+             if config.filter_negatives else None)
     if config.sampler == "bernoulli":
         return BernoulliSampler(n, split_triples(data, "train"), r,
                                 config.num_negatives, index,

@@ -402,7 +402,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
             log(f"data parallel: {dist.world_size} ranks ({device.type})")
         filter_index = build_filter_index(data).to(device)
         trainer = Trainer(build_model(config, data),
-                          build_sampler(config, data, filter_index),
+                          build_sampler(config, data),
                           build_loss(config), data, config, device, filter_index,
                           log=log, progress=progress, dist=dist)
         return trainer.fit(run_dir, resume=resume, callbacks=callbacks, test=test)

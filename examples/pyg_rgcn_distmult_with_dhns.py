@@ -28,7 +28,7 @@ num_nodes, num_rels = data["entity"].num_nodes, data.num_relations
 # 1. DHNS hard negatives (entity ids) from a briefly trained dhns-geo model.
 cfg = TrainConfig(sampler="dhns", dim=64, epochs=5, eval_every=5)
 kgc = build_model(cfg, data)
-sampler = build_sampler(cfg, data, index)
+sampler = build_sampler(cfg, data)
 Trainer(kgc, sampler, build_loss(cfg), data, cfg, torch.device("cpu"), index,
         progress=False, log=lambda line: None).fit()
 g = torch.Generator().manual_seed(0)

@@ -83,7 +83,7 @@ def test_levels_are_ordered_by_hardness(tmp_path, strided):
     cfg = TrainConfig(dim=32, sampler="dhns", dhns_level_weights=[1.0] * 5,
                       dhns_sampling="strided" if strided else "full")
     dev = model.device                          # CUDA where the run used it
-    sampler = build_sampler(cfg, data, None).to(dev)
+    sampler = build_sampler(cfg, data).to(dev)
     g = torch.Generator(device=dev).manual_seed(0)
     train = split_triples(data, "train").to(dev)
     for p in model.parameters():

@@ -19,7 +19,7 @@ def trainer(grad: str, data, index) -> Trainer:
     cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, batch_size=64,
                       dhns_steps=10, dhns_generator_grad=grad, encoder="rgcn",
                       rgcn_layers=1)
-    t = Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+    t = Trainer(build_model(cfg, data), build_sampler(cfg, data),
                 build_loss(cfg), data, cfg, torch.device("cpu"), index,
                 log=lambda line: None, progress=False)
     t.optimizer.step = lambda: None              # keep the gradients to compare
@@ -120,10 +120,9 @@ def test_authors_preset_from_the_command_line(tmp_path, capsys):
 
 def test_share_generates_for_the_first_rows_only():
     data = ToyMMKG(num_entities=200, num_relations=4)[0]
-    index = build_filter_index(data)
     cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, dhns_steps=10,
                       dhns_share=0.25)
-    model, sampler = build_model(cfg, data), build_sampler(cfg, data, index)
+    model, sampler = build_model(cfg, data), build_sampler(cfg, data)
     batch = split_triples(data, "train")[:64]
     groups = sampler.sample(batch, model, model.encode(), torch.Generator().manual_seed(0))
     generated = [g for g in groups if g.name]

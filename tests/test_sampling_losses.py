@@ -136,7 +136,7 @@ def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
     data = ToyMMKG(num_entities=100, num_relations=2)[0]
     cfg = TrainConfig(dim=8, num_negatives=2, loss="softplus")
     index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data, index),
+    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
                       build_loss(cfg), data, cfg, torch.device("cpu"), index,
                       log=lambda line: None, progress=False)
     batch = split_triples(data, "train")[:4]
@@ -158,7 +158,7 @@ def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
 @pytest.mark.parametrize("scorer", ["transe", "distmult", "complex", "rotate"])
 def test_shared_negatives_score_like_per_positive_ids(scorer):
     from dhns_geo.config import TrainConfig, build_model, build_sampler
-    from dhns_geo.data import build_filter_index, split_triples
+    from dhns_geo.data import FilterIndex, split_triples
     from dhns_geo.datasets import ToyMMKG
     from dhns_geo.sampling import Negatives
 
@@ -166,13 +166,13 @@ def test_shared_negatives_score_like_per_positive_ids(scorer):
     cfg = TrainConfig(dim=8, scorer=scorer, num_negatives=6, shared_negatives=True,
                       filter_negatives=True)
     model = build_model(cfg, data)
-    sampler = build_sampler(cfg, data, build_filter_index(data))
+    sampler = build_sampler(cfg, data)
     batch = split_triples(data, "train")[:32]
     (neg,) = sampler.sample(batch, model, model.encode(), torch.Generator().manual_seed(0))
     assert neg.shared.shape == (6,)
     drawn = torch.where(neg.corrupted_head, neg.head, neg.tail)
     assert bool((drawn == neg.shared).all())            # one set of K for the batch
-    index = build_filter_index(data)
+    index = FilterIndex(split_triples(data, "train"), 200, 4)    # train only
     assert torch.equal(neg.weight, (~index.contains(neg.head, batch[:, 1:2].expand(-1, 6),
                                                     neg.tail)).float())
     h, r, t = batch.unbind(1)
@@ -205,3 +205,23 @@ def test_shared_negatives_fuse_only_the_touched_entities(tmp_path, monkeypatch):
     train_rows = [n for n in rows if n != 1000]          # evaluation fuses all
     assert train_rows and max(train_rows) <= 2 * 256    # heads/tails, or the K
     assert m["test"]["mrr"] > 0.2           # and it learns (random ranking: ~0.007)
+
+
+def test_filtered_negatives_know_only_train_triples():
+    """--filter-negatives redraws corruptions that are train triples; valid
+    and test triples are not known to training (filtering them would leak
+    them), and the index follows the sampler to its device."""
+    from dhns_geo.config import TrainConfig, build_sampler
+    from dhns_geo.data import split_triples
+    from dhns_geo.datasets import ToyMMKG
+
+    data = ToyMMKG(num_entities=200, num_relations=4)[0]
+    sampler = build_sampler(TrainConfig(filter_negatives=True), data).to("cpu")
+    train = split_triples(data, "train")
+    assert bool(sampler.filter_index.contains(*train.t()).all())
+    held_out = torch.cat([split_triples(data, "valid"), split_triples(data, "test")])
+    unseen = held_out[~sampler.filter_index.contains(*held_out.t())]
+    assert unseen.size(0) > 0.9 * held_out.size(0)      # held-out triples stay unknown
+    dhns = build_sampler(TrainConfig(filter_negatives=True, sampler="dhns"), data)
+    index = dhns.to("cpu").base.filter_index          # moved through the parent
+    assert index.device.type == "cpu" and not bool(index.contains(*unseen.t()).any())

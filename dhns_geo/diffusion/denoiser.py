@@ -56,11 +56,12 @@ class ConditionalDenoiser(nn.Module):
     Args:
         groups: Number of modalities ``M`` (independent weights each).
         dim: Embedding size ``d``.
+        num_steps: The largest step ``T``.
     """
 
-    def __init__(self, groups: int, dim: int) -> None:
+    def __init__(self, groups: int, dim: int, num_steps: int = 50) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.num_steps = dim, num_steps
         self.time_mlp = nn.Sequential(GroupedLinear(groups, dim, dim), nn.ReLU(),
                                       GroupedLinear(groups, dim, dim))
         self.block = nn.Sequential(
@@ -69,11 +70,12 @@ class ConditionalDenoiser(nn.Module):
             GroupedLinear(groups, 4 * dim, dim), GroupedLinear(groups, dim, dim))
 
     def _time(self, t: Tensor, groups: int) -> Tensor:
-        """Time embeddings ``[M, n, d]`` of steps ``[n]``: the MLP runs once
-        per distinct step, not once per row."""
-        steps, index = torch.unique(t, return_inverse=True)
+        """Time embeddings ``[M, n, d]`` of steps ``[n]``: the MLP runs on
+        the ``T + 1`` possible steps, not once per row, and nothing is read
+        back to the host (a CUDA graph can capture it)."""
+        steps = torch.arange(self.num_steps + 1, device=t.device)
         temb = timestep_embedding(steps, self.dim).expand(groups, -1, -1)
-        return self.time_mlp(temb)[:, index]
+        return self.time_mlp(temb)[:, t]
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """Noise ``[M, n, d]`` of ``x_t`` ``[M, n, d]`` at steps ``t`` ``[n]``

@@ -41,7 +41,7 @@ class DiffHEG(nn.Module):
                  beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
         super().__init__()
         self.schedule = DiffusionSchedule(num_steps, beta_start, beta_end)
-        self.denoiser = ConditionalDenoiser(num_modalities, dim)
+        self.denoiser = ConditionalDenoiser(num_modalities, dim, num_steps)
 
     @property
     def num_steps(self) -> int:
