@@ -107,6 +107,24 @@ def measure(framework: str, args: argparse.Namespace, lr: float) -> dict:
             "curve": json.dumps(curve)}
 
 
+def report(path: str, thresholds: list[float]) -> str:
+    """A markdown table of a run CSV: per (framework, lr), the training
+    seconds (epoch) at which the valid MRR sample first reached each
+    threshold, from the stored curves."""
+    lines = ["| framework | lr | best valid MRR (epochs, s) | "
+             + " | ".join(f"to {t}" for t in thresholds) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in thresholds) + " |"]
+    for row in csv.DictReader(open(path)):
+        curve = json.loads(row["curve"])
+        cells = []
+        for t in thresholds:
+            hit = next(((e, s) for e, s, m in curve if m >= t), None)
+            cells.append(f"{hit[1]:.0f} s (ep. {hit[0]})" if hit else "–")
+        lines.append(f"| {row['framework']} | {row['lr']} | {float(row['best_mrr']):.4f} "
+                     f"({row['epochs']}, {row['train_s']} s) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True)
@@ -118,9 +136,15 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--valid-sample", type=int, default=500)
     parser.add_argument("--out", required=True, help="CSV of the runs")
+    parser.add_argument("--report", default=None, metavar="THRESHOLDS",
+                        help="print the table of an existing --out CSV for "
+                             "comma-separated thresholds, and exit")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--lr", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        print(report(args.out, [float(t) for t in args.report.split(",")]))
+        return
     if args.only:
         print(json.dumps(measure(args.only, args, args.lr)))
         return
