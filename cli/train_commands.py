@@ -73,7 +73,7 @@ def train(
     dhns_guard: Optional[bool] = typer.Option(None, "--dhns-guard/--no-dhns-guard", help="Drop generated negatives the model scores at least as high as their positive (likely false negatives)."),
     dhns_share: Optional[float] = _opt("Share of each batch the DHNS generator trains on and generates for (default 1, the method as published; lower is faster).", "--dhns-share"),
     dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py); --config and flags override it."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; fast: 1024 shared negatives, dim 256, batch 1024, lr 0.02); --config and flags override it."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),

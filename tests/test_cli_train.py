@@ -39,3 +39,16 @@ def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
     code, _, err = run(argv + ["--out", str(tmp_path / "r")] if argv[0] == "train"
                        else argv, capsys)
     assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_fast_preset_trains_with_a_shared_pool_and_flags_override(tmp_path, capsys):
+    from dhns_geo.presets import PRESETS
+    run_dir = tmp_path / "run"
+    code, _, err = run(["train", "--preset", "fast", "--dim", "16", "--epochs", "1",
+                        "--out", str(run_dir), "--no-progress"], capsys)
+    assert code == 0, err
+    saved = json.loads((run_dir / "config.json").read_text())["config"]
+    assert saved["dim"] == 16                                   # the flag wins
+    for name in ("num_negatives", "batch_size", "lr", "shared_negatives"):
+        assert saved[name] == PRESETS["fast"][name]
+    assert saved["shared_negatives"] is True and saved["num_negatives"] == 1024
