@@ -186,3 +186,15 @@ def test_parallel_grid_gives_the_sequential_rows(tmp_path, monkeypatch):
         rows[workers] = {key["run"]: (row["valid_mrr"], row["test_mrr"])
                          for key, row in done}
     assert rows[1] == rows[2] and len(rows[1]) == 2
+
+
+def test_time_to_quality_report_reads_thresholds_off_the_curves(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))          # it imports compare_pykeen
+    ttq = load_script("time_to_quality")
+    path = tmp_path / "ttq.csv"
+    path.write_text("framework,lr,epochs,train_s,best_mrr,reached_epoch,reached_s,curve\n"
+                    'ours,0.05,6,30.0,0.31,6,30.0,"[[2, 10.0, 0.1], [4, 20.5, 0.26], [6, 30.0, 0.31]]"\n'
+                    'theirs,0.05,4,80.0,0.2,,,"[[2, 40.0, 0.05], [4, 80.0, 0.2]]"\n')
+    table = ttq.report(str(path), [0.25, 0.3]).splitlines()
+    assert table[2] == "| ours | 0.05 | 0.3100 (6, 30.0 s) | 20 s (ep. 4) | 30 s (ep. 6) |"
+    assert table[3] == "| theirs | 0.05 | 0.2000 (4, 80.0 s) | – | – |"
