@@ -27,18 +27,14 @@ DIM, NEGATIVES, BATCH, LR, MARGIN = 256, 64, 1024, 1e-3, 6.0
 def run_ours(dataset: str, root: str, epochs: int) -> dict:
     import torch
 
-    from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
-    from dhns_geo.data import build_filter_index
+    from dhns_geo.config import TrainConfig
     from dhns_geo.training import Trainer, load_dataset_for
 
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=LR,
                       margin=MARGIN, loss="self-adversarial", features="none")
-    data = load_dataset_for(cfg)
-    index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
-                      build_loss(cfg), data, cfg, torch.device("cpu"), index,
-                      progress=False)
+    trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"),
+                                  progress=False)
     seconds = sum(trainer.train_epoch()["seconds"] for _ in range(epochs))
     n = trainer.train_triples.size(0) * epochs
     start = time.perf_counter()

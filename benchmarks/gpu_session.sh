@@ -54,6 +54,10 @@ grid() {  # dataset scorer lr methods seeds workers [extra...]
     --results "$RES/$ds-$sc-lr$lr-${methods//,/+}" "$@" \
     > "$LOGS/$ds-$sc-lr$lr-${methods//,/+}.log" 2>&1
 }
+# spawn SECONDS ARGS...: grid ARGS in the background, stopped after SECONDS.
+export -f grid
+export PY RUNS RES LOGS DATA EPOCHS
+spawn() { local limit=$1; shift; timeout "$limit" bash -c 'grid "$@"' grid "$@" & }
 SWEEPS=${SWEEPS:-"DB15K:rotate:--select-on=valid-unseen MKG-W:rotate: MKG-Y:distmult: MKG-Y:transe:"}
 LRS=${LRS:-"0.01 0.02 0.05"}
 
@@ -68,8 +72,7 @@ fi
 for job in $SWEEPS; do
   IFS=: read -r ds sc extra <<< "$job"
   for lr in $LRS; do
-    timeout $(( $(left) - 230 )) bash -c "$(declare -f grid); PY=$PY RUNS=$RUNS RES=$RES \
-      LOGS=$LOGS DATA=$DATA EPOCHS=$EPOCHS grid $ds $sc $lr self-adv 0 1 ${extra/=/ }" &
+    spawn $(( $(left) - 230 )) $ds $sc $lr self-adv 0 1 ${extra/=/ }
   done
 done
 wait $(jobs -p | grep -vx "$authors")
@@ -90,16 +93,12 @@ for job in $SWEEPS; do
   else
     seeds=0; methods=uniform,self-adv,dhns; workers=2
   fi
-  timeout $(( $(left) - 15 )) bash -c "$(declare -f grid); PY=$PY RUNS=$RUNS RES=$RES \
-    LOGS=$LOGS DATA=$DATA EPOCHS=$EPOCHS grid $ds $sc $lr $methods $seeds $workers \
-    ${extra/=/ }" &
+  spawn $(( $(left) - 15 )) $ds $sc $lr $methods $seeds $workers ${extra/=/ }
 done
 # MKG-Y RotatE at the lr chosen on the CPU (0.05), all three methods with
 # 3 seeds: uniform was run with seed 0 only there.
 if [ -z "${SKIP_MKGY:-}" ]; then
-  timeout $(( $(left) - 15 )) bash -c "$(declare -f grid); PY=$PY RUNS=$RUNS RES=$RES \
-    LOGS=$LOGS DATA=$DATA EPOCHS=$EPOCHS grid MKG-Y rotate 0.05 uniform,self-adv,dhns \
-    0,1,2 3" &
+  spawn $(( $(left) - 15 )) MKG-Y rotate 0.05 uniform,self-adv,dhns 0,1,2 3
 fi
 wait
 echo "grid done, $(left) s left"

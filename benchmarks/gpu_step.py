@@ -29,8 +29,7 @@ from dataclasses import replace
 
 import torch
 
-from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
-from dhns_geo.data import build_filter_index
+from dhns_geo.config import TrainConfig
 from dhns_geo.presets import PRESETS
 from dhns_geo.training import Trainer, load_dataset_for
 
@@ -49,11 +48,8 @@ CONFIGS = {
 
 def make_trainer(cfg: TrainConfig, device: torch.device) -> Trainer:
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
-    data = load_dataset_for(cfg)
-    index = build_filter_index(data).to(device)
-    return Trainer(build_model(cfg, data), build_sampler(cfg, data),
-                   build_loss(cfg), data, cfg, device, index, log=lambda _: None,
-                   progress=False)
+    return Trainer.from_config(cfg, load_dataset_for(cfg), device,
+                               log=lambda _: None, progress=False)
 
 
 def sync(device: torch.device) -> None:
@@ -191,7 +187,8 @@ def main() -> None:
             print(json.dumps(result["quality"]), flush=True)
     print(f"{'config':16} {'eager':>12} {'eager det.':>12} {'graph':>12}")
     for row in rows:
-        graph = f"{row['graph']:12,.0f}" if "graph" in row else f"{'failed':>12}"
+        graph = (f"{row['graph']:12,.0f}" if "graph" in row else
+                 f"{'failed' if 'graph_error' in row else '-':>12}")
         print(f"{row['config']:16} {row['eager']:12,.0f} "
               f"{row['eager_deterministic']:12,.0f} {graph}")
     if args.out:
@@ -204,13 +201,7 @@ def authors_epoch(args: argparse.Namespace, device: torch.device) -> float:
     authors = TrainConfig(dataset=args.dataset, root=args.root, device=args.device,
                           **PRESETS["authors-distmult"])
     trainer = make_trainer(authors, device)
-    trainer.train_epoch()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(args.authors_epochs):
-        trainer.train_epoch()
-    sync(device)
-    seconds = (time.perf_counter() - start) / args.authors_epochs
+    seconds = trainer.train_triples.size(0) / eager_rate(trainer, args.authors_epochs)
     print(f"authors' preset: {seconds:.3f} s/epoch, {400 * seconds:.0f} s for "
           "400 epochs of training", flush=True)
     return seconds

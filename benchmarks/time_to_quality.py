@@ -45,18 +45,16 @@ def ours(dataset: str, root: str, lr: float, size: int
     """Yields ``(training seconds of the epoch, valid MRR function)``."""
     import torch
 
-    from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
-    from dhns_geo.data import build_filter_index, split_triples
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.data import split_triples
     from dhns_geo.training import Trainer, load_dataset_for
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=lr,
                       margin=MARGIN, loss="self-adversarial", features="none",
                       device="cpu")
     data = load_dataset_for(cfg)
-    index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
-                      build_loss(cfg), data, cfg, torch.device("cpu"), index,
-                      log=lambda _: None, progress=False)
+    trainer = Trainer.from_config(cfg, data, torch.device("cpu"),
+                                  log=lambda _: None, progress=False)
     sample = valid_sample(split_triples(data, "valid"), size)
     while True:
         yield trainer.train_epoch()["seconds"], lambda: trainer.evaluate(sample)["mrr"]

@@ -109,6 +109,15 @@ class Trainer:
         self._sums: dict[str, Tensor | float] = {}
         self._counts: dict[str, int] = {}
 
+    @classmethod
+    def from_config(cls, config: TrainConfig, data: HeteroData,
+                    device: torch.device, **kwargs: Any) -> "Trainer":
+        """The trainer of ``config``: its model, sampler and loss, built by
+        the factories of :mod:`dhns_geo.config` (``kwargs`` go to
+        :class:`Trainer`)."""
+        return cls(build_model(config, data), build_sampler(config, data),
+                   build_loss(config), data, config, device, **kwargs)
+
     # -- one epoch ---------------------------------------------------------
     def _regularization(self, *embeddings: Tensor) -> Tensor:
         p = 2 if self.config.regularizer == "l2" else 3
@@ -400,11 +409,8 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
     try:
         if dist.enabled and dist.is_main and log is not None:
             log(f"data parallel: {dist.world_size} ranks ({device.type})")
-        filter_index = build_filter_index(data).to(device)
-        trainer = Trainer(build_model(config, data),
-                          build_sampler(config, data),
-                          build_loss(config), data, config, device, filter_index,
-                          log=log, progress=progress, dist=dist)
+        trainer = Trainer.from_config(config, data, device, log=log,
+                                      progress=progress, dist=dist)
         return trainer.fit(run_dir, resume=resume, callbacks=callbacks, test=test)
     finally:
         if owns_group:
