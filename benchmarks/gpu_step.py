@@ -26,6 +26,7 @@ import argparse
 import json
 import time
 from dataclasses import replace
+from typing import Callable
 
 import torch
 
@@ -57,15 +58,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def eager_rate(trainer: Trainer, epochs: int) -> float:
-    """Triples per second of ``epochs`` eager epochs after one warm-up."""
-    trainer.train_epoch()
-    sync(trainer.device)
+def epoch_seconds(run_epoch: Callable[[], object], epochs: int,
+                  device: torch.device) -> float:
+    """Seconds per epoch of ``epochs`` calls of ``run_epoch`` after one
+    warm-up call."""
+    run_epoch()
+    sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
-        trainer.train_epoch()
-    sync(trainer.device)
-    return epochs * trainer.train_triples.size(0) / (time.perf_counter() - start)
+        run_epoch()
+    sync(device)
+    return (time.perf_counter() - start) / epochs
+
+
+def eager_rate(trainer: Trainer, epochs: int) -> float:
+    """Triples per second of ``epochs`` eager epochs after one warm-up."""
+    return trainer.train_triples.size(0) / epoch_seconds(
+        trainer.train_epoch, epochs, trainer.device)
 
 
 class GraphedSteps:
@@ -116,15 +125,11 @@ class GraphedSteps:
         return float(total) / full
 
     def rate(self, epochs: int) -> float:
-        self.epoch()
-        sync(self.trainer.device)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            self.epoch()
-        sync(self.trainer.device)
-        full = self.trainer.train_triples.size(0) // self.trainer.config.batch_size
-        return epochs * full * self.trainer.config.batch_size / (
-            time.perf_counter() - start)
+        """Triples per second of ``epochs`` replayed epochs (full batches)
+        after one warm-up epoch."""
+        bs = self.trainer.config.batch_size
+        full = self.trainer.train_triples.size(0) // bs
+        return full * bs / epoch_seconds(self.epoch, epochs, self.trainer.device)
 
 
 def quality(cfg: TrainConfig, device: torch.device, epochs: int) -> dict:
