@@ -172,6 +172,9 @@ def test_shared_negatives_score_like_per_positive_ids(scorer):
     assert neg.shared.shape == (6,)
     drawn = torch.where(neg.corrupted_head, neg.head, neg.tail)
     assert bool((drawn == neg.shared).all())            # one set of K for the batch
+    side = neg.corrupted_head
+    assert bool((side == side[:, :1]).all())             # one side per positive
+    assert 0 < int(side[:, 0].sum()) < 32                # heads and tails both occur
     index = FilterIndex(split_triples(data, "train"), 200, 4)    # train only
     assert torch.equal(neg.weight, (~index.contains(neg.head, batch[:, 1:2].expand(-1, 6),
                                                     neg.tail)).float())

@@ -125,10 +125,10 @@ class KGCModel(nn.Module):
         """
         if negatives.shared is not None:
             candidates = table.fused(negatives.shared)              # [K, d]
-            scores = [self.scorer.match_all(self.scorer.compose(e, relation, side),
-                                            candidates)
-                      for e, side in ((tail, "head"), (head, "tail"))]
-            return torch.where(negatives.corrupted_head, *scores)
+            query = torch.where(negatives.corrupted_head[:, :1],    # one side a row
+                                self.scorer.compose(tail, relation, "head"),
+                                self.scorer.compose(head, relation, "tail"))
+            return self.scorer.match_all(query, candidates)
         if negatives.corrupted_head is None:
             return self.scorer(table.entity(negatives.head),
                                relation.unsqueeze(1),

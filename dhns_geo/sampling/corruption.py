@@ -42,8 +42,10 @@ class CorruptionSampler(NegativeSampler):
             redrawn (up to ``filter_rounds`` times) and otherwise get weight 0.
         filter_rounds: Redraw rounds for filtered negatives.
         shared: Draw the ``K`` replacement entities once per batch and share
-            them across its positives (each positive still picks its side
-            per negative). A step then touches ``2B + K`` entities instead of
+            them across its positives; each positive picks the side it
+            corrupts once, for all ``K`` (with its relation's head
+            probability), so that its ``K`` scores are one query against
+            the ``K`` candidates. A step then touches ``2B + K`` entities instead of
             ``B (K + 2)``, which lets a multimodal model fuse only those
             (see :class:`~dhns_geo.nn.model.EntityTable`); known true triples
             get weight 0 instead of being redrawn.
@@ -71,8 +73,11 @@ class CorruptionSampler(NegativeSampler):
         h, r, t = positives.unbind(dim=1)
         shape = (positives.size(0), self.num_negatives)
         device = positives.device
-        is_head = torch.rand(shape, generator=generator, device=device) \
-            < self.head_prob[r].unsqueeze(1)
+        # Shared negatives: one side per positive, so that a row's K scores
+        # are one query against the K candidates.
+        sides = (shape[0], 1) if self.shared else shape
+        is_head = (torch.rand(sides, generator=generator, device=device)
+                   < self.head_prob[r].unsqueeze(1)).expand(shape)
         heads, tails = h.unsqueeze(1).expand(shape), t.unsqueeze(1).expand(shape)
         candidates = None
         if self.shared:
