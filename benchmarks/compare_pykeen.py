@@ -32,7 +32,8 @@ def run_ours(dataset: str, root: str, epochs: int) -> dict:
 
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=LR,
-                      margin=MARGIN, loss="self-adversarial", features="none")
+                      margin=MARGIN, loss="self-adversarial", features="none",
+                      shared_negatives=False)
     trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"),
                                   progress=False)
     seconds = sum(trainer.train_epoch()["seconds"] for _ in range(epochs))

@@ -3,6 +3,8 @@ epoch time and filtered valid/test metrics, as a markdown table.
 
     python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --dataset MKG-Y
     python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --shares 1,0.25 --epochs 2
+    python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --features auto \
+        --num-negatives 1024 --shared-negatives --lr 0.02   # at the defaults
 
 ``--shares`` runs DHNS once per ``--dhns-share`` (the share of each batch
 the generator serves); every ratio is to the uniform run of the same call.
@@ -31,6 +33,9 @@ def main() -> None:
     parser.add_argument("--features", default="none", help="none or auto")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--num-negatives", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--shared-negatives", action="store_true",
+                        help="the K negatives drawn once per batch (the 0.2 defaults)")
     parser.add_argument("--shares", default="1", help="comma-separated --dhns-share values")
     args = parser.parse_args()
     rows = []
@@ -41,11 +46,13 @@ def main() -> None:
         cfg = TrainConfig(dataset=args.dataset, root=args.root, scorer=args.scorer,
                           dim=args.dim, num_negatives=args.num_negatives,
                           batch_size=args.batch_size, features=args.features,
+                          lr=args.lr, shared_negatives=args.shared_negatives,
                           epochs=args.epochs, eval_every=5, patience=100,
                           seed=args.seed, **values)
         run_dir = Path(args.out) / (f"{args.dataset}-{sampler.replace(' ', '')}-d{args.dim}-"
                                     f"{args.features}-b{args.batch_size}-k{args.num_negatives}"
-                                    f"-e{args.epochs}-seed{args.seed}")
+                                    f"{'-shared' if args.shared_negatives else ''}"
+                                    f"-lr{args.lr}-e{args.epochs}-seed{args.seed}")
         resume = (run_dir / "config.json").exists()
         metrics = run_training(cfg, run_dir, resume=resume,
                                log=lambda line: print(sampler, line, flush=True),

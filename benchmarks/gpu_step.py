@@ -35,7 +35,7 @@ from dhns_geo.presets import PRESETS
 from dhns_geo.training import Trainer, load_dataset_for
 
 BASE = {"scorer": "rotate", "dim": 256, "num_negatives": 64, "batch_size": 1024,
-        "lr": 0.05, "deterministic": False}
+        "lr": 0.05, "shared_negatives": False, "deterministic": False}
 CONFIGS = {
     "uniform": {"sampler": "uniform", "loss": "softplus"},
     "self-adv": {"sampler": "uniform", "loss": "self-adversarial"},

@@ -51,7 +51,7 @@ def ours(dataset: str, root: str, lr: float, size: int
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=lr,
                       margin=MARGIN, loss="self-adversarial", features="none",
-                      device="cpu")
+                      shared_negatives=False, device="cpu")
     data = load_dataset_for(cfg)
     trainer = Trainer.from_config(cfg, data, torch.device("cpu"),
                                   log=lambda _: None, progress=False)

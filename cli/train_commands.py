@@ -20,6 +20,8 @@ from dhns_geo.run_folder import run_facts
 from dhns_geo.training import load_run, run_training
 from dhns_geo.validation import check, choice, device_rule, integer, optional
 
+DEFAULTS = TrainConfig.defaults()
+
 #: Options given as comma-separated text, and the type of their values.
 LIST_OPTIONS = {"dhns_levels": int, "dhns_level_weights": float,
                 "dhns_margin_factors": float}
@@ -39,12 +41,12 @@ def train(
     trust_features: Optional[bool] = typer.Option(None, "--trust-features", help="Use paper feature files whose sha256 differs from the published one."),
     scorer: Optional[str] = _opt("transe, distmult, complex or rotate (default rotate).", "--scorer"),
     p_norm: Optional[float] = _opt("Norm of TransE (default 1).", "--p-norm"),
-    dim: Optional[int] = _opt("Entity embedding size in real numbers (default 128).", "--dim"),
+    dim: Optional[int] = _opt(f"Entity embedding size in real numbers (default {DEFAULTS['dim']}).", "--dim"),
     encoder: Optional[str] = _opt("none or rgcn (default none).", "--encoder"),
     sampler: Optional[str] = _opt("uniform, bernoulli or dhns (default uniform).", "--sampler"),
-    num_negatives: Optional[int] = _opt("Negatives per positive (default 32).", "--num-negatives", "-k"),
+    num_negatives: Optional[int] = _opt(f"Negatives per positive (default {DEFAULTS['num_negatives']}).", "--num-negatives", "-k"),
     filter_negatives: Optional[bool] = typer.Option(None, "--filter-negatives/--no-filter-negatives", help="Redraw negatives that are known true triples."),
-    shared_negatives: Optional[bool] = typer.Option(None, "--shared-negatives/--no-shared-negatives", help="Draw the K negatives once per batch and share them across its positives (a step then fuses only the entities it touches: much faster with modality features)."),
+    shared_negatives: Optional[bool] = typer.Option(None, "--shared-negatives/--no-shared-negatives", help="Draw the K negatives once per batch and share them across its positives (default on; a step then scores one [B, K] matrix and fuses only the entities it touches). --no-shared-negatives draws K per positive."),
     loss: Optional[str] = _opt("margin, softplus or self-adversarial (default).", "--loss"),
     adversarial_temperature: Optional[float] = _opt("Self-adversarial temperature (default 1).", "--adversarial-temperature"),
     margin: Optional[float] = _opt("Loss margin gamma (default 6).", "--margin"),
@@ -52,8 +54,8 @@ def train(
     regularizer: Optional[str] = _opt("none, l2 or l3.", "--regularizer"),
     reg_weight: Optional[float] = _opt("Regularisation weight.", "--reg-weight"),
     epochs: Optional[int] = _opt("Maximum epochs (default 40).", "--epochs"),
-    batch_size: Optional[int] = _opt("Positives per batch (default 512).", "--batch-size"),
-    lr: Optional[float] = _opt("Adam learning rate (default 0.005).", "--lr"),
+    batch_size: Optional[int] = _opt(f"Positives per batch (default {DEFAULTS['batch_size']}).", "--batch-size"),
+    lr: Optional[float] = _opt(f"Adam learning rate (default {DEFAULTS['lr']}).", "--lr"),
     device: Optional[str] = _opt("auto, cpu or cuda (default auto).", "--device"),
     seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
     eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),
@@ -73,7 +75,7 @@ def train(
     dhns_guard: Optional[bool] = typer.Option(None, "--dhns-guard/--no-dhns-guard", help="Drop generated negatives the model scores at least as high as their positive (likely false negatives)."),
     dhns_share: Optional[float] = _opt("Share of each batch the DHNS generator trains on and generates for (default 1, the method as published; lower is faster).", "--dhns-share"),
     dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; fast: 1024 shared negatives, dim 256, batch 1024, lr 0.02); --config and flags override it."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; fast: the defaults, pinned; classic: the 0.1 defaults, 32 negatives per positive, dim 128, batch 512, lr 0.005); --config and flags override it."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or JSON file of options; flags override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in this folder."),

@@ -44,15 +44,15 @@ class TrainConfig:
     # model
     scorer: str = "rotate"
     p_norm: float = 1.0               # TransE norm
-    dim: int = 128
+    dim: int = 256
     encoder: str = "none"             # none | rgcn
     rgcn_layers: int = 1
     rgcn_bases: int = 4
     # negatives and loss
     sampler: str = "uniform"          # uniform | bernoulli | dhns
-    num_negatives: int = 32
+    num_negatives: int = 1024
     filter_negatives: bool = False
-    shared_negatives: bool = False    # K negatives drawn once per batch
+    shared_negatives: bool = True     # K negatives drawn once per batch
     loss: str = "self-adversarial"    # margin | softplus | self-adversarial
     adversarial_temperature: float = 1.0
     margin: float = 6.0
@@ -61,8 +61,8 @@ class TrainConfig:
     reg_weight: float = 0.0
     # optimisation
     epochs: int = 40
-    batch_size: int = 512
-    lr: float = 0.005
+    batch_size: int = 1024
+    lr: float = 0.02
     device: str = "auto"
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms

@@ -34,7 +34,10 @@ def default_space(config: TrainConfig) -> dict[str, dict]:
     space: dict[str, dict] = {
         "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
         "dim": {"type": "categorical", "choices": [64, 128, 256]},
-        "num_negatives": {"type": "categorical", "choices": [16, 32, 64, 128]},
+        # A pool shared by the batch wants more negatives than a positive's own.
+        "num_negatives": {"type": "categorical",
+                          "choices": ([256, 512, 1024, 2048] if config.shared_negatives
+                                      else [16, 32, 64, 128])},
     }
     if config.scorer in ("rotate", "transe"):
         space["margin"] = {"type": "float", "low": 2.0, "high": 12.0}

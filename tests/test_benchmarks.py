@@ -1,3 +1,4 @@
+import csv
 import importlib
 import importlib.util
 import shlex
@@ -198,3 +199,38 @@ def test_time_to_quality_report_reads_thresholds_off_the_curves(tmp_path, monkey
     table = ttq.report(str(path), [0.25, 0.3]).splitlines()
     assert table[2] == "| ours | 0.05 | 0.3100 (6, 30.0 s) | 20 s (ep. 4) | 30 s (ep. 6) |"
     assert table[3] == "| theirs | 0.05 | 0.2000 (4, 80.0 s) | – | – |"
+
+
+def test_defaults_study_commands_train_their_settings(tmp_path, capsys, monkeypatch):
+    """Each config's printed flags, run through `dhns train`, give exactly the
+    study's settings, whatever the defaults of the day are."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))          # it imports paired
+    study = load_script("defaults_study")
+    seen = []
+    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
+                        lambda cfg, run_dir, **kw: seen.append(cfg) or
+                        {"best_epoch": 0, "test": {}})
+    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
+    for name, (_, settings) in study.CONFIGS.items():
+        argv = ["train", *shlex.split(study.flags(settings)), "--out", str(tmp_path / name)]
+        code, _, err = run_cli(argv, capsys)
+        assert code == 0, err
+        assert {k: getattr(seen[-1], k) for k in settings} == settings
+    assert "--no-shared-negatives" in study.flags(study.CONFIGS["A"][1])
+
+
+def test_defaults_study_merge_replaces_rows_of_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    study = load_script("defaults_study")
+    path = tmp_path / "runs.csv"
+    old = [{f: "" for f in study.FIELDS} | {"dataset": "D", "config": c, "version": v,
+                                            "seed": "0", "test_mrr": "0.1"}
+           for c, v in (("A", "0.1"), ("D", "0.1"))]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, study.FIELDS)
+        w.writeheader()
+        w.writerows(old)
+    new = [{**old[1], "test_mrr": "0.2"}, {**old[1], "version": "0.2", "test_mrr": "0.3"}]
+    merged = study.merge(path, new)
+    assert [(r["config"], r["version"], r["test_mrr"]) for r in merged] == [
+        ("A", "0.1", "0.1"), ("D", "0.1", "0.2"), ("D", "0.2", "0.3")]

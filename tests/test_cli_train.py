@@ -41,14 +41,15 @@ def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
     assert code != 0 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_fast_preset_trains_with_a_shared_pool_and_flags_override(tmp_path, capsys):
+@pytest.mark.parametrize("preset,shared,k", [("fast", True, 1024), ("classic", False, 32)])
+def test_presets_set_their_values_and_flags_override(preset, shared, k, tmp_path, capsys):
     from dhns_geo.presets import PRESETS
     run_dir = tmp_path / "run"
-    code, _, err = run(["train", "--preset", "fast", "--dim", "16", "--epochs", "1",
+    code, _, err = run(["train", "--preset", preset, "--dim", "16", "--epochs", "1",
                         "--out", str(run_dir), "--no-progress"], capsys)
     assert code == 0, err
     saved = json.loads((run_dir / "config.json").read_text())["config"]
     assert saved["dim"] == 16                                   # the flag wins
     for name in ("num_negatives", "batch_size", "lr", "shared_negatives"):
-        assert saved[name] == PRESETS["fast"][name]
-    assert saved["shared_negatives"] is True and saved["num_negatives"] == 1024
+        assert saved[name] == PRESETS[preset][name]
+    assert saved["shared_negatives"] is shared and saved["num_negatives"] == k

@@ -72,7 +72,8 @@ def test_cached_condition_denoises_like_forward():
 
 def trained_toy(tmp_path, sampler="dhns", **kw):
     cfg = TrainConfig(dim=32, epochs=6, eval_every=3, sampler=sampler,
-                      num_negatives=8, patience=10, **kw)
+                      num_negatives=8, shared_negatives=False, batch_size=512,
+                      lr=0.005, patience=10, **kw)
     run_training(cfg, tmp_path / "run", **QUIET)
     return tmp_path / "run"
 

@@ -126,6 +126,13 @@ def test_tune_refuses_a_bad_space(tmp_path, capsys):
     assert code == 1 and "dhns_mu must be used only with sampler dhns" in err
 
 
+def test_default_space_sizes_the_negatives_to_the_sampling():
+    from dhns_geo.tune import default_space
+    shared = default_space(TrainConfig())["num_negatives"]["choices"]
+    own = default_space(TrainConfig(shared_negatives=False))["num_negatives"]["choices"]
+    assert TrainConfig().num_negatives in shared and min(shared) > max(own)
+
+
 def test_tensorboard_event_file(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
