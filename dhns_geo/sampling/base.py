@@ -33,7 +33,8 @@ class Negatives:
         shared: Optional ``[K]`` ids when column ``k`` of every row is the
             same entity ``shared[k]`` (negatives shared across the batch):
             the model scores the ``K`` candidates against all queries at
-            once.
+            once. ``corrupted_head`` is then required and constant along
+            each row (one side per positive).
         guard: Drop (weight 0) each negative that scores at least as high
             as its positive: a generated "negative" the model already
             prefers to the true answer is likely a near-copy of a true

@@ -45,8 +45,8 @@ class CorruptionSampler(NegativeSampler):
             them across its positives; each positive picks the side it
             corrupts once, for all ``K`` (with its relation's head
             probability), so that its ``K`` scores are one query against
-            the ``K`` candidates. A step then touches ``2B + K`` entities instead of
-            ``B (K + 2)``, which lets a multimodal model fuse only those
+            the ``K`` candidates. A step then touches ``2B + K`` entities
+            instead of ``B (K + 2)``, which lets a multimodal model fuse only those
             (see :class:`~dhns_geo.nn.model.EntityTable`); known true triples
             get weight 0 instead of being redrawn.
     """
