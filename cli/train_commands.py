@@ -44,7 +44,7 @@ def train(
     dim: Optional[int] = _opt(f"Entity embedding size in real numbers (default {DEFAULTS['dim']}).", "--dim"),
     encoder: Optional[str] = _opt("none or rgcn (default none).", "--encoder"),
     sampler: Optional[str] = _opt("uniform, bernoulli or dhns (default uniform).", "--sampler"),
-    num_negatives: Optional[int] = _opt(f"Negatives per positive (default {DEFAULTS['num_negatives']}).", "--num-negatives", "-k"),
+    num_negatives: Optional[int] = _opt(f"Negatives per positive: the batch's shared pool, or each positive's own with --no-shared-negatives (default {DEFAULTS['num_negatives']}).", "--num-negatives", "-k"),
     filter_negatives: Optional[bool] = typer.Option(None, "--filter-negatives/--no-filter-negatives", help="Redraw negatives that are known true triples."),
     shared_negatives: Optional[bool] = typer.Option(None, "--shared-negatives/--no-shared-negatives", help="Draw the K negatives once per batch and share them across its positives (default on; a step then scores one [B, K] matrix and fuses only the entities it touches). --no-shared-negatives draws K per positive."),
     loss: Optional[str] = _opt("margin, softplus or self-adversarial (default).", "--loss"),
