@@ -13,6 +13,9 @@ differences to a baseline, and a paired bootstrap interval over test triples.
     # valid MRR curves of runs, with the plateau epoch marked
     python benchmarks/paired.py curves RUN... --labels lr0.01,lr0.02 --out sweep.png
 
+    # runs against baseline runs, paired seed by seed
+    python benchmarks/paired.py diff --method RUN_S0 RUN_S1 --baseline BASE_S0 BASE_S1
+
     # methods against self-adv from a reproduce.py results folder
     python benchmarks/paired.py compare --results benchmarks/results/convergence/MKG-Y \\
         --runs runs/convergence --baseline self-adv
@@ -228,6 +231,10 @@ def main() -> None:
     v.add_argument("runs", nargs="+", type=Path)
     v.add_argument("--labels", required=True, help="comma-separated, one per run")
     v.add_argument("--out", type=Path, required=True)
+    d = sub.add_parser("diff", help="paired difference of runs to baseline runs")
+    d.add_argument("--method", nargs="+", type=Path, required=True)
+    d.add_argument("--baseline", nargs="+", type=Path, required=True,
+                   help="one per method run, in the same seed order")
     c = sub.add_parser("compare", help="paired differences to a baseline")
     c.add_argument("--results", type=Path, required=True)
     c.add_argument("--runs", type=Path, required=True)
@@ -252,6 +259,13 @@ def main() -> None:
                                 f"never reached {args.threshold}"))
     elif args.command == "curves":
         plot_curves(args.runs, args.labels.split(","), args.out)
+    elif args.command == "diff":
+        if len(args.method) != len(args.baseline):
+            parser.error("--method and --baseline need one run each per seed")
+        r = paired_difference(args.method, args.baseline)
+        print(f"test MRR difference {r['diff']:+.4f} [{r['ci_low']:+.4f}, "
+              f"{r['ci_high']:+.4f}] over {r['seeds']} seed(s); per seed "
+              + ", ".join(f"{x:+.4f}" for x in r["seed_diffs"]))
     else:
         print(write(compare(args.results, args.runs, args.baseline), args.results))
 

@@ -139,6 +139,13 @@ def test_paired_difference_and_interval(tmp_path):
     assert result["diff"] == pytest.approx(want)
     assert result["ci_low"] < result["diff"] < result["ci_high"]
     assert result["ci_low"] > 0 and result["seed_std"] == 0
+    # The same from the command line, seed by seed.
+    import subprocess, sys
+    out = subprocess.run([sys.executable, str(BENCH.parent / "paired.py"), "diff",
+                          "--method", *map(str, runs["better"]),
+                          "--baseline", *map(str, runs["base"])],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith(f"test MRR difference {want:+.4f} [") and "2 seed(s)" in out
 
 
 def test_time_to_reach(tmp_path):
