@@ -28,6 +28,7 @@ from dhns_geo.config import TrainConfig
 from dhns_geo.training import run_training
 
 import paired
+from reproduce import option_args
 
 def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,
             shared: bool = True, name: str = "") -> tuple[str, dict]:
@@ -52,15 +53,9 @@ FIELDS = ["dataset", "config", "version", "seed", "settings", "best_epoch",
 
 
 def flags(settings: dict) -> str:
-    names = {"num_negatives": "-k"}
-    out = []
-    for name, value in settings.items():
-        flag = names.get(name, "--" + name.replace("_", "-"))
-        if isinstance(value, bool):
-            out.append(flag if value else "--no-" + flag[2:])
-        else:
-            out += [flag, str(value)]
-    return " ".join(out)
+    """``settings`` as ``dhns train`` arguments, every one written out."""
+    return " ".join(arg for name, value in settings.items()
+                    for arg in option_args(name, value))
 
 
 def run_dir(runs: Path, dataset: str, config: str, seed: int) -> Path:

@@ -38,7 +38,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.run_folder import read_run_config
@@ -120,21 +120,24 @@ def grid_config(budget: dict, method: str, **fields) -> TrainConfig:
     return TrainConfig(**fields, **budget, **variant)
 
 
+def option_args(name: str, value: Any) -> list[str]:
+    """The ``dhns train`` arguments that set option ``name`` to ``value``."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):         # a switch: --flag or --no-flag
+        return [flag if value else "--no-" + flag[2:]]
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return [flag, str(value)]
+
+
 def train_command(cfg: TrainConfig, run_dir: Path) -> str:
     """The ``dhns train`` command line that trains ``cfg`` into ``run_dir``."""
     default = TrainConfig()
     args = ["dhns", "train"]
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        if value == getattr(default, f.name) or value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, list):
-            value = ",".join(map(str, value))
-        if isinstance(value, bool):     # a switch: --flag or --no-flag
-            args.append(flag if value else "--no-" + flag[2:])
-        else:
-            args += [flag, str(value)]
+        if value != getattr(default, f.name) and value is not None:
+            args += option_args(f.name, value)
     return shlex.join(args + ["--out", str(run_dir)])
 
 
