@@ -30,6 +30,7 @@ from dhns_geo.training import run_training
 import paired
 from reproduce import option_args
 
+
 def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,
             shared: bool = True, name: str = "") -> tuple[str, dict]:
     """A config's description and its settings, written out in full."""

@@ -2,6 +2,8 @@ import csv
 import importlib
 import importlib.util
 import shlex
+import subprocess
+import sys
 
 import pytest
 from pathlib import Path
@@ -140,7 +142,6 @@ def test_paired_difference_and_interval(tmp_path):
     assert result["ci_low"] < result["diff"] < result["ci_high"]
     assert result["ci_low"] > 0 and result["seed_std"] == 0
     # The same from the command line, seed by seed.
-    import subprocess, sys
     out = subprocess.run([sys.executable, str(BENCH.parent / "paired.py"), "diff",
                           "--method", *map(str, runs["better"]),
                           "--baseline", *map(str, runs["base"])],
