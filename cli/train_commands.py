@@ -73,6 +73,7 @@ def train(
     dhns_margin_factors: Optional[str] = _opt("NTAT margin factor per level, comma-separated (default 0.1,0.3,0.5,0.7,0.9).", "--dhns-margin-factors"),
     dhns_authors_sampling: Optional[bool] = typer.Option(None, "--dhns-authors-sampling/--no-dhns-authors-sampling", help="The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own."),
     dhns_guard: Optional[bool] = typer.Option(None, "--dhns-guard/--no-dhns-guard", help="Drop generated negatives the model scores at least as high as their positive (likely false negatives)."),
+    dhns_width: Optional[float] = _opt("Hidden width of the DHNS denoiser as a multiple of dim (default 4, as published; lower is faster).", "--dhns-width"),
     dhns_share: Optional[float] = _opt("Share of each batch the DHNS generator trains on and generates for (default 1, the method as published; lower is faster).", "--dhns-share"),
     dhns_generator_grad: Optional[str] = _opt("detached (default): the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", "--dhns-generator-grad"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; fast: the defaults, pinned; classic: the 0.1 defaults, 32 negatives per positive, dim 128, batch 512, lr 0.005); --config and flags override it."),

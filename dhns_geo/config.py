@@ -86,6 +86,7 @@ class TrainConfig:
     dhns_authors_sampling: bool = False      # heads stepped from the tail chain
     dhns_share: float = 1.0           # share of each batch the generator serves
     dhns_guard: bool = False          # drop generated negatives scored >= positive
+    dhns_width: float = 4.0           # denoiser hidden width / dim
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -146,7 +147,7 @@ RULES: dict[str, Rule] = {
     "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
     "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
     "dhns_authors_sampling": flag, "dhns_share": share_rule,
-    "dhns_guard": flag,
+    "dhns_guard": flag, "dhns_width": number(0, above=True),
 }
 
 #: Options that only mean something with another option's value.

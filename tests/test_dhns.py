@@ -55,11 +55,14 @@ def test_denoiser_reduces_its_loss_on_a_fixed_batch():
     assert loss().item() < 0.5 * first
 
 
-def test_cached_condition_denoises_like_forward():
+@pytest.mark.parametrize("hidden", [None, 24, 10])
+def test_cached_condition_denoises_like_forward(hidden):
     """The reverse chain's precomputed condition gives the plain forward's
-    noise prediction (trained-looking weights, non-centred inputs)."""
+    noise prediction (trained-looking weights, non-centred inputs), at the
+    published hidden width 4d and narrower ones."""
     torch.manual_seed(0)
-    model = DiffHEG(num_modalities=3, dim=24).denoiser
+    model = DiffHEG(num_modalities=3, dim=24, hidden=hidden).denoiser
+    assert model.block[1].weight.shape == (3, 72, hidden or 96)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -137,3 +137,18 @@ def test_share_generates_for_the_first_rows_only():
     w = torch.softmax(neg, dim=1)                   # self-adversarial, temperature 1
     per_row = soft(-(6.0 + pos)) + (w * soft(3.0 + neg)).sum(1) * (torch.arange(64) < 16)
     assert float(loss) == pytest.approx(float(per_row.mean() / 2), rel=1e-5)
+
+
+def test_width_sets_the_denoiser_hidden_width():
+    data = ToyMMKG(num_entities=200, num_relations=4)[0]
+    widths = {}
+    for width in (4.0, 1.0, 0.5):
+        cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, dhns_steps=10,
+                          dhns_width=width)
+        sampler = build_sampler(cfg, data)
+        widths[width] = sampler.diffheg.denoiser.block[1].weight.shape[-1]
+        model = build_model(cfg, data)
+        groups = sampler.sample(split_triples(data, "train")[:32], model,
+                                model.encode(), torch.Generator().manual_seed(0))
+        assert all(g.head.shape == (32, 3, 16) for g in groups if g.name)
+    assert widths == {4.0: 64, 1.0: 16, 0.5: 8}

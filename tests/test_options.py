@@ -26,7 +26,7 @@ BAD = {
         "--dhns-sampling": "fast", "--dhns-generator-steps": "0",
         "--dhns-lr": "nan", "--dhns-levels": "1,x",
         "--dhns-level-weights": "0,0,0,0,0", "--dhns-margin-factors": "1,inf,1,1,1",
-        "--dhns-generator-grad": "both", "--dhns-share": "1.5", "--config": "/no/such.yaml",
+        "--dhns-generator-grad": "both", "--dhns-share": "1.5", "--dhns-width": "0", "--config": "/no/such.yaml",
         "--out": None, "--resume": None, "--preset": "paper", "--rgcn-layers": "0", "--rgcn-bases": "0",
     },
     "eval": {"--split": "train", "--batch-size": "0", "--device": "tpu"},

@@ -51,23 +51,27 @@ class ConditionalDenoiser(nn.Module):
     r"""Predicts the noise of noisy embeddings given a condition.
 
     Per modality: ``[x_t, MLP(sinusoid(t)), c]`` (``3d``) -> LayerNorm ->
-    Linear(3d, 4d) -> ReLU -> LayerNorm -> Linear(4d, d) -> Linear(d, d).
+    Linear(3d, h) -> ReLU -> LayerNorm -> Linear(h, d) -> Linear(d, d), with
+    hidden width ``h = 4d`` by default.
 
     Args:
         groups: Number of modalities ``M`` (independent weights each).
         dim: Embedding size ``d``.
         num_steps: The largest step ``T``.
+        hidden: The hidden width ``h`` (default ``4 * dim``).
     """
 
-    def __init__(self, groups: int, dim: int, num_steps: int = 50) -> None:
+    def __init__(self, groups: int, dim: int, num_steps: int = 50,
+                 hidden: int | None = None) -> None:
         super().__init__()
         self.dim, self.num_steps = dim, num_steps
+        hidden = 4 * dim if hidden is None else hidden
         self.time_mlp = nn.Sequential(GroupedLinear(groups, dim, dim), nn.ReLU(),
                                       GroupedLinear(groups, dim, dim))
         self.block = nn.Sequential(
-            GroupedLayerNorm(groups, 3 * dim), GroupedLinear(groups, 3 * dim, 4 * dim),
-            nn.ReLU(), GroupedLayerNorm(groups, 4 * dim),
-            GroupedLinear(groups, 4 * dim, dim), GroupedLinear(groups, dim, dim))
+            GroupedLayerNorm(groups, 3 * dim), GroupedLinear(groups, 3 * dim, hidden),
+            nn.ReLU(), GroupedLayerNorm(groups, hidden),
+            GroupedLinear(groups, hidden, dim), GroupedLinear(groups, dim, dim))
 
     def _time(self, t: Tensor, groups: int) -> Tensor:
         """Time embeddings ``[M, n, d]`` of steps ``[n]``: the MLP runs on
@@ -92,14 +96,14 @@ class ConditionalDenoiser(nn.Module):
     def denoise(self, x_t: Tensor, t: int, condition: "Condition") -> Tensor:
         """:meth:`forward` at one step ``t`` for all rows, reusing the
         condition's share of the first LayerNorm + Linear: per call only the
-        ``d x 4d`` block of ``x_t`` is multiplied instead of ``3d x 4d``."""
+        ``d x h`` block of ``x_t`` is multiplied instead of ``3d x h``."""
         steps = torch.full((1,), t, device=x_t.device)   # no host copy
         temb = self._time(steps, x_t.size(0))                  # [M, 1, d]
         return condition.finish(x_t, temb)
 
 
 class Condition:
-    """The condition's share of ``LayerNorm(3d) -> Linear(3d, 4d)``.
+    """The condition's share of ``LayerNorm(3d) -> Linear(3d, h)``.
 
     With ``z = [x, e, c]``, ``LN(z) W + b = rstd (z * g) W - rstd mu (g W)
     + (beta W + b)``: ``(c * g_c) W_c`` and the row sums of ``c`` are
@@ -112,12 +116,12 @@ class Condition:
         self.rest = denoiser.block[2:]
         self.eps = 1e-5
         gamma, beta = norm.weight, norm.bias                    # [M, 1, 3d]
-        w = linear.weight                                       # [M, 3d, 4d]
+        w = linear.weight                                       # [M, 3d, h]
         self.g = gamma.split(d, dim=-1)
         self.w = w.split(d, dim=1)
-        self.gw = torch.bmm(gamma, w)                           # [M, 1, 4d]
-        self.shift = torch.baddbmm(linear.bias, beta, w)        # [M, 1, 4d]
-        self.cw = torch.bmm(cond * self.g[2], self.w[2])        # [M, n, 4d]
+        self.gw = torch.bmm(gamma, w)                           # [M, 1, h]
+        self.shift = torch.baddbmm(linear.bias, beta, w)        # [M, 1, h]
+        self.cw = torch.bmm(cond * self.g[2], self.w[2])        # [M, n, h]
         self.c_sum = cond.sum(-1, keepdim=True)
         self.c_sq = cond.pow(2).sum(-1, keepdim=True)
         self.width = 3 * d
