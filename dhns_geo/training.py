@@ -152,6 +152,11 @@ class Trainer:
             loss = sum(p.sum() for p in params) * 0.0
         else:
             h, r, t = batch.unbind(dim=1)
+            if table.lazy and batch.device.type == "cpu":
+                # Fuse each entity of the step once (about a fifth of the
+                # rows repeat). Not on a GPU: unique() waits for the device.
+                table.restrict(torch.cat([h, t, *(neg.shared for neg in groups
+                                                  if neg.shared is not None)]))
             # One gather (one [N, d] gradient in backward) for both sides.
             head, tail = table.fused(torch.stack([h, t])).unbind(0)
             rel = model.relations(r)

@@ -206,8 +206,29 @@ def test_shared_negatives_fuse_only_the_touched_entities(tmp_path, monkeypatch):
                       batch_size=256, shared_negatives=True)
     m = run_training(cfg, tmp_path / "r", log=lambda line: None, progress=False)
     train_rows = [n for n in rows if n != 1000]          # evaluation fuses all
-    assert train_rows and max(train_rows) <= 2 * 256    # heads/tails, or the K
+    # One fusion per step, of its distinct heads, tails and K candidates.
+    assert train_rows and max(train_rows) <= 2 * 256 + 32
+    assert min(train_rows) < 2 * 256 + 32                # repeats fused once
     assert m["test"]["mrr"] > 0.2           # and it learns (random ranking: ~0.007)
+
+
+def test_restricted_table_gives_the_lazy_values_and_gradients():
+    from dhns_geo.config import TrainConfig, build_model
+    from dhns_geo.datasets import ToyMMKG
+
+    data = ToyMMKG(num_entities=200, num_relations=4)[0]
+    model = build_model(TrainConfig(dim=8), data)
+    ids = torch.tensor([5, 3, 5, 199, 0, 3])
+    lazy, restricted = model.encode(lazy=True), model.encode(lazy=True)
+    restricted.restrict(torch.cat([ids, torch.tensor([7, 7])]))
+    a, b = lazy.fused(ids), restricted.fused(ids)
+    torch.testing.assert_close(b, a)
+    torch.testing.assert_close(restricted.fused(torch.tensor([7])), lazy.fused(torch.tensor([7])))
+    weights = [model.entities.structural.weight, model.entities.projections["textual"].weight]
+    w = torch.randn(6, 8)
+    for ga, gb in zip(torch.autograd.grad((a * w).sum(), weights),
+                      torch.autograd.grad((b * w).sum(), weights)):
+        torch.testing.assert_close(gb, ga)
 
 
 def test_filtered_negatives_know_only_train_triples():

@@ -23,6 +23,8 @@ class EntityTable:
     ``[N, d]`` table is computed on first use and reused. A ``lazy`` table
     fuses only the rows asked for (for steps that touch few entities, e.g.
     with negatives shared across the batch); the values are the same.
+    :meth:`restrict` fuses a step's distinct entities once, for the lookups
+    that follow.
     """
 
     def __init__(self, model: "KGCModel", structural: Tensor | None,
@@ -31,13 +33,29 @@ class EntityTable:
         self.structural = structural
         self.lazy = lazy
         self._fused: Tensor | None = None
+        self._rows: tuple[Tensor, Tensor] | None = None   # (position [N], rows [U, d])
 
     def modalities(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``([*, M, d] embeddings, [*, M] mask)`` of entities ``index``."""
         return self.model.entities(index, self.structural)
 
+    def restrict(self, index: Tensor) -> None:
+        """Fuses the distinct entities of ``index`` ``[*]`` once: later
+        :meth:`fused` lookups of ids among them gather from those ``[U, d]``
+        rows (one projection and attention per entity, one gradient gather in
+        backward) instead of fusing every requested row. Other ids must not
+        be looked up afterwards (except all ``N``, with ``index=None``)."""
+        ids = torch.unique(index)
+        position = torch.full((self.model.num_entities,), -1, dtype=torch.long,
+                              device=ids.device)
+        position[ids] = torch.arange(ids.numel(), device=ids.device)
+        self._rows = position, self.model.fusion(*self.modalities(ids))
+
     def fused(self, index: Tensor | None = None) -> Tensor:
         """Fused ``[*, d]`` embeddings of ``index`` (all ``N`` if ``None``)."""
+        if self._rows is not None and index is not None:
+            position, rows = self._rows
+            return F.embedding(position[index], rows)
         if self.lazy and index is not None and self._fused is None:
             return self.model.fusion(*self.modalities(index))
         if self._fused is None:
