@@ -7,7 +7,9 @@ epoch time and filtered valid/test metrics, as a markdown table.
         --num-negatives 1024 --shared-negatives --lr 0.02   # at the defaults
 
 ``--shares`` runs DHNS once per ``--dhns-share`` (the share of each batch
-the generator serves); every ratio is to the uniform run of the same call.
+the generator serves) and ``--widths`` once per ``--dhns-width`` (the
+denoiser's hidden width over dim), every pair of them; every ratio is to the
+uniform run of the same call.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def main() -> None:
     parser.add_argument("--shared-negatives", action="store_true",
                         help="the K negatives drawn once per batch (the 0.2 defaults)")
     parser.add_argument("--shares", default="1", help="comma-separated --dhns-share values")
+    parser.add_argument("--widths", default="4", help="comma-separated --dhns-width values")
     args = parser.parse_args()
     rows = []
     variants = [("uniform", {"sampler": "uniform"})] + [
-        (f"dhns share {share}", {"sampler": "dhns", "dhns_share": float(share)})
-        for share in args.shares.split(",")]
+        (f"dhns share {share}" + (f" width {width}" if float(width) != 4 else ""),
+         {"sampler": "dhns", "dhns_share": float(share), "dhns_width": float(width)})
+        for share in args.shares.split(",") for width in args.widths.split(",")]
     for sampler, values in variants:
         cfg = TrainConfig(dataset=args.dataset, root=args.root, scorer=args.scorer,
                           dim=args.dim, num_negatives=args.num_negatives,

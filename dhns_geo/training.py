@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+import torch.utils.deterministic
 from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
@@ -80,6 +81,9 @@ class Trainer:
             # Scatter-adds in embedding backward are otherwise reordered
             # across threads, so the same seed drifts in the last bits.
             torch.use_deterministic_algorithms(True, warn_only=True)
+            # ... but new tensors need not be filled with NaN first (a
+            # debugging aid that deterministic mode turns on; ~3 % of a step).
+            torch.utils.deterministic.fill_uninitialized_memory = False
         self.model = model.to(device)
         self.sampler = sampler.to(device)
         self.loss = loss

@@ -242,3 +242,41 @@ def test_defaults_study_merge_replaces_rows_of_the_same_run(tmp_path, monkeypatc
     merged = study.merge(path, new)
     assert [(r["config"], r["version"], r["test_mrr"]) for r in merged] == [
         ("A", "0.1", "0.1"), ("D", "0.1", "0.2"), ("D", "0.2", "0.3")]
+
+
+@pytest.mark.parametrize("mode", ["mine", "snap"])
+def test_hard_negatives_pilot_appends_hard_non_answers(mode):
+    import torch
+    from dhns_geo.config import build_model, build_sampler
+    from dhns_geo.data import split_triples
+    from dhns_geo.data.filter import FilterIndex
+    from dhns_geo.datasets import ToyMMKG
+
+    pilot = load_script("hard_negatives_pilot")
+    data = ToyMMKG(num_entities=200, num_relations=4)[0]
+    cfg = TrainConfig(dim=16, num_negatives=8, **(
+        {"sampler": "dhns", "dhns_steps": 10} if mode == "snap" else {}))
+    model = build_model(cfg, data)
+    train = split_triples(data, "train")
+    index = FilterIndex(train, 200, 4)
+    sampler = pilot.PoolWithHardNegatives(build_sampler(cfg, data), index, mode, 3)
+    batch = train[:64]
+    (neg,) = sampler.sample(batch, model, model.encode(lazy=True),
+                            torch.Generator().manual_seed(0))
+    hard = 4 if mode == "snap" else 3                  # snap: one per active level
+    assert neg.head.shape == neg.tail.shape == (64, 8 + hard)
+    side = neg.corrupted_head
+    assert bool((side == side[:, :1]).all())           # the pool's side, for all
+    h, r, t = batch.unbind(1)
+    tail_rows = ~side[:, 0]
+    assert bool((neg.head[tail_rows] == h[tail_rows, None]).all())
+    mined = neg.head[:, 8:].where(side[:, 8:], neg.tail[:, 8:])
+    heads = torch.where(side[:, 8:], mined, h[:, None])
+    tails = torch.where(side[:, 8:], t[:, None], mined)
+    assert not bool(index.contains(heads, r[:, None].expand_as(heads), tails).any())
+    if mode == "mine":      # the model's top-scored non-answers, hardest first
+        with torch.no_grad():
+            scores = model(heads, r[:, None].expand_as(heads), tails)
+        assert bool((scores[:, :-1] >= scores[:, 1:] - 1e-5).all())
+    else:                   # each level carries its NTAT margin factor
+        assert neg.margin_factor[0, 8:].tolist() == pytest.approx([0.3, 0.5, 0.7, 0.9])
