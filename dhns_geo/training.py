@@ -104,6 +104,7 @@ class Trainer:
         if not self.dist.is_main:               # rank 0 logs for the job
             self.log, self.progress = (lambda line: None), False
         self.epoch = 0
+        self.steps = 0                  # optimizer steps taken (the lr schedule)
         self.best_mrr = float("-inf")
         self.best_epoch = 0
         self.bad_evals = 0
@@ -183,7 +184,11 @@ class Trainer:
         weight = batch.size(0) / total
         (loss * weight * dist.world_size).backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
+        if config.lr_half_life:
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.lr * 0.5 ** (self.steps / config.lr_half_life)
         self.optimizer.step()
+        self.steps += 1
         return dist.sum(loss.detach() * weight)
 
     def _track(self, name: str, value: Tensor | float) -> None:
@@ -248,7 +253,8 @@ class Trainer:
                 "sampler": self.sampler.state_dict(),
                 "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
-                "loop": {"epoch": self.epoch, "best_mrr": self.best_mrr,
+                "loop": {"epoch": self.epoch, "steps": self.steps,
+                         "best_mrr": self.best_mrr,
                          "best_epoch": self.best_epoch,
                          "bad_evals": self.bad_evals,
                          "history": self.history}}
@@ -262,6 +268,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         loop = state["loop"]
         self.epoch, self.best_mrr = loop["epoch"], loop["best_mrr"]
+        self.steps = loop.get("steps", 0)       # not saved before lr_half_life
         self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]
         self.history = loop["history"]
 

@@ -31,15 +31,17 @@ def test_same_seed_same_result_and_seed_matters(tmp_path):
     assert a["test"]["mrr"] != c["test"]["mrr"]
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    full = run_training(small(), tmp_path / "full", **QUIET)
+@pytest.mark.parametrize("half_life", [0, 3])
+def test_resume_equals_uninterrupted(tmp_path, half_life):
+    full = run_training(small(lr_half_life=half_life), tmp_path / "full", **QUIET)
 
     def crash(trainer, record):
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_training(small(), tmp_path / "cut", callbacks=[crash], **QUIET)
+        run_training(small(lr_half_life=half_life), tmp_path / "cut",
+                     callbacks=[crash], **QUIET)
     assert len((tmp_path / "cut" / "history.csv").read_text().splitlines()) == 3
     resumed = run_training(TrainConfig(), tmp_path / "cut", resume=True, **QUIET)
     assert resumed == full
@@ -48,6 +50,28 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert (tmp_path / "cut" / "history.csv").read_text() != ""
     with pytest.raises(DHNSError, match="already holds a run"):
         run_training(small(), tmp_path / "full", **QUIET)
+
+
+def test_lr_half_life_halves_the_learning_rate_every_n_steps():
+    from dhns_geo.datasets import ToyMMKG
+    from dhns_geo.training import Trainer
+
+    data = ToyMMKG()[0]
+    trainer = Trainer.from_config(small(lr=0.04, lr_half_life=4, batch_size=256),
+                                  data, torch.device("cpu"), **QUIET)
+    seen = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+    trainer.optimizer.step = spy
+    trainer.train_epoch()
+    assert len(seen) == trainer.steps >= 8
+    assert seen[:9] == pytest.approx([0.04 * 0.5 ** (i / 4) for i in range(9)])
+    constant = Trainer.from_config(small(lr=0.04), data, torch.device("cpu"), **QUIET)
+    constant.train_epoch()
+    assert [g["lr"] for g in constant.optimizer.param_groups] == [0.04]
 
 
 def test_training_learns_the_toy_graph(tmp_path):
