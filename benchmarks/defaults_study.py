@@ -32,17 +32,21 @@ from reproduce import option_args
 
 
 def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,
-            shared: bool = True, name: str = "",
-            half_life: int = 0) -> tuple[str, dict]:
+            shared: bool = True, name: str = "", half_life: int = 0,
+            plateau: float = 1.0) -> tuple[str, dict]:
     """A config's description and its settings, written out in full
-    (``half_life``: ``--lr-half-life``, only where it is not 0)."""
+    (``half_life``: ``--lr-half-life``, ``plateau``: ``--lr-plateau-factor``,
+    each only where it is not off)."""
     text = (f"dim {dim}, K {k}, batch {batch}, lr {lr}, "
             f"{'shared' if shared else 'per-positive'}"
-            + (f", lr half-life {half_life} steps" if half_life else ""))
+            + (f", lr half-life {half_life} steps" if half_life else "")
+            + (f", lr x{plateau} per evaluation without gain" if plateau != 1 else ""))
     settings = {"dim": dim, "num_negatives": k, "batch_size": batch, "lr": lr,
                 "shared_negatives": shared}
     if half_life:
         settings["lr_half_life"] = half_life
+    if plateau != 1:
+        settings["lr_plateau_factor"] = plateau
     return (f"{name} ({text})" if name else text, settings)
 
 
@@ -51,6 +55,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "B": setting(64, 0.02), "C": setting(64, 0.05),
     "D": setting(1024, 0.02), "E": setting(1024, 0.05), "F": setting(1024, 0.03),
     "G": setting(1024, 0.02, half_life=500), "H": setting(1024, 0.02, half_life=1000),
+    "P": setting(1024, 0.02, plateau=0.5),
 }
 #: The valid MRR whose first epoch and training time each row reports.
 THRESHOLDS = {"MKG-Y": 0.30, "MKG-W": 0.28, "DB15K": 0.30}

@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 0.02
     lr_half_life: int = 0             # steps; 0: constant learning rate
+    lr_plateau_factor: float = 1.0    # lr x this after an evaluation without gain
     device: str = "auto"
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms
@@ -134,7 +135,8 @@ RULES: dict[str, Rule] = {
     "positive_weight": number(0, above=True),
     "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
     "epochs": integer(1), "batch_size": integer(1),
-    "lr": number(0, above=True), "lr_half_life": integer(0), "device": device_rule,
+    "lr": number(0, above=True), "lr_half_life": integer(0),
+    "lr_plateau_factor": share_rule, "device": device_rule,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
     "eval_every": integer(1), "patience": integer(1),
     "select_on": choice("valid", "valid-unseen"),

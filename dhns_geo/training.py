@@ -105,6 +105,7 @@ class Trainer:
             self.log, self.progress = (lambda line: None), False
         self.epoch = 0
         self.steps = 0                  # optimizer steps taken (the lr schedule)
+        self.lr_scale = 1.0             # product of the plateau factors so far
         self.best_mrr = float("-inf")
         self.best_epoch = 0
         self.bad_evals = 0
@@ -184,9 +185,10 @@ class Trainer:
         weight = batch.size(0) / total
         (loss * weight * dist.world_size).backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
-        if config.lr_half_life:
+        if config.lr_half_life or self.lr_scale != 1.0:
+            decay = 0.5 ** (self.steps / config.lr_half_life) if config.lr_half_life else 1.0
             for group in self.optimizer.param_groups:
-                group["lr"] = config.lr * 0.5 ** (self.steps / config.lr_half_life)
+                group["lr"] = config.lr * self.lr_scale * decay
         self.optimizer.step()
         self.steps += 1
         return dist.sum(loss.detach() * weight)
@@ -254,6 +256,7 @@ class Trainer:
                 "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "loop": {"epoch": self.epoch, "steps": self.steps,
+                         "lr_scale": self.lr_scale,
                          "best_mrr": self.best_mrr,
                          "best_epoch": self.best_epoch,
                          "bad_evals": self.bad_evals,
@@ -269,6 +272,7 @@ class Trainer:
         loop = state["loop"]
         self.epoch, self.best_mrr = loop["epoch"], loop["best_mrr"]
         self.steps = loop.get("steps", 0)       # not saved before lr_half_life
+        self.lr_scale = loop.get("lr_scale", 1.0)
         self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]
         self.history = loop["history"]
 
@@ -332,6 +336,9 @@ class Trainer:
                 else:
                     self.bad_evals += 1
                     stopped = self.bad_evals >= config.patience
+                    if config.lr_plateau_factor < 1 and not stopped:
+                        self.lr_scale *= config.lr_plateau_factor
+                        line += f" (lr x{config.lr_plateau_factor:g})"
                     if stopped:
                         line += f" (early stop: no gain in {config.patience} evaluations)"
             self.history.append(record)

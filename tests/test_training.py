@@ -31,17 +31,17 @@ def test_same_seed_same_result_and_seed_matters(tmp_path):
     assert a["test"]["mrr"] != c["test"]["mrr"]
 
 
-@pytest.mark.parametrize("half_life", [0, 3])
-def test_resume_equals_uninterrupted(tmp_path, half_life):
-    full = run_training(small(lr_half_life=half_life), tmp_path / "full", **QUIET)
+@pytest.mark.parametrize("schedule", [{}, {"lr_half_life": 3},
+                                      {"lr_plateau_factor": 0.5, "eval_every": 1}])
+def test_resume_equals_uninterrupted(tmp_path, schedule):
+    full = run_training(small(**schedule), tmp_path / "full", **QUIET)
 
     def crash(trainer, record):
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_training(small(lr_half_life=half_life), tmp_path / "cut",
-                     callbacks=[crash], **QUIET)
+        run_training(small(**schedule), tmp_path / "cut", callbacks=[crash], **QUIET)
     assert len((tmp_path / "cut" / "history.csv").read_text().splitlines()) == 3
     resumed = run_training(TrainConfig(), tmp_path / "cut", resume=True, **QUIET)
     assert resumed == full
@@ -132,3 +132,17 @@ def test_select_on_unseen_valid_triples_and_ranks_file(tmp_path):
     assert ranks["test"]["head"].shape == ranks["test"]["tail"].shape == (n,)
     both = torch.cat([ranks["test"]["head"], ranks["test"]["tail"]])
     assert float((1 / both).mean()) == pytest.approx(m["test"]["mrr"])
+
+
+def test_lr_plateau_factor_scales_the_rate_after_each_evaluation_without_gain():
+    from dhns_geo.training import Trainer, load_dataset_for
+
+    cfg = small(lr=0.04, lr_plateau_factor=0.5, eval_every=1, epochs=6)
+    trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
+    scripted = iter([0.1, 0.2, 0.15, 0.25, 0.2, 0.25])     # no gain at epochs 3, 5, 6
+    trainer.evaluate = lambda *a, **k: {"mrr": next(scripted)}
+    trainer._finish = lambda run_dir, test: {}
+    used = []                                  # the rate of each epoch's steps
+    trainer.fit(callbacks=[lambda t, record: used.append(t.optimizer.param_groups[0]["lr"])])
+    assert used == pytest.approx([0.04, 0.04, 0.04, 0.02, 0.02, 0.01])
+    assert trainer.lr_scale == 0.125 and trainer.best_epoch == 4
