@@ -141,7 +141,9 @@ class Trainer:
     def step(self, batch: Tensor) -> Tensor:
         """:meth:`train_step` without reading the loss back: returns it as a
         0-dim tensor on the device, so that the host never waits for the
-        device (a CUDA graph can capture it, see ``benchmarks/gpu_step.py``).
+        device (a CUDA graph can capture it, see ``benchmarks/gpu_step.py``;
+        a captured step keeps the learning rate it was captured with, so the
+        schedules ``lr_half_life`` and ``lr_plateau_factor`` need eager steps).
         """
         model, config, dist = self.model, self.config, self.dist
         self.optimizer.zero_grad(set_to_none=True)
@@ -159,8 +161,8 @@ class Trainer:
         else:
             h, r, t = batch.unbind(dim=1)
             if table.lazy and batch.device.type == "cpu":
-                # Fuse each entity of the step once (about a fifth of the
-                # rows repeat). Not on a GPU: unique() waits for the device.
+                # Fuse each entity of the step once (a tenth to a fifth of
+                # the rows repeat). Not on a GPU: unique() waits for the device.
                 table.restrict(torch.cat([h, t, *(neg.shared for neg in groups
                                                   if neg.shared is not None)]))
             # One gather (one [N, d] gradient in backward) for both sides.
