@@ -82,9 +82,11 @@ class PoolWithHardNegatives(NegativeSampler):
         corrupted = side[:, None].expand_as(drawn)
         heads = torch.where(corrupted, drawn, h[:, None].expand_as(drawn))
         tails = torch.where(corrupted, t[:, None].expand_as(drawn), drawn)
-        weight = torch.ones(b, k) if pool.weight is None else pool.weight.expand(b, k)
+        weight = (hard.new_ones(b, k, dtype=torch.float) if pool.weight is None
+                  else pool.weight.expand(b, k))
         return [Negatives(heads, tails,
-                          margin_factor=torch.tensor([1.0] * k + factors).unsqueeze(0),
+                          margin_factor=torch.tensor([1.0] * k + factors,
+                                                     device=hard.device).unsqueeze(0),
                           weight=torch.cat([weight, torch.ones_like(hard, dtype=torch.float)], 1),
                           corrupted_head=corrupted)]
 

@@ -118,7 +118,7 @@ class TrainConfig:
 
 
 # -- validation ---------------------------------------------------------------
-def share_rule(value: Any) -> str | None:
+def fraction_rule(value: Any) -> str | None:
     ok = number(0, above=True)(value) is None and value <= 1
     return None if ok else "a number above 0 and at most 1"
 
@@ -136,7 +136,7 @@ RULES: dict[str, Rule] = {
     "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
     "epochs": integer(1), "batch_size": integer(1),
     "lr": number(0, above=True), "lr_half_life": integer(0),
-    "lr_plateau_factor": share_rule, "device": device_rule,
+    "lr_plateau_factor": fraction_rule, "device": device_rule,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
     "eval_every": integer(1), "patience": integer(1),
     "select_on": choice("valid", "valid-unseen"),
@@ -149,7 +149,7 @@ RULES: dict[str, Rule] = {
     "dhns_sampling": choice("strided", "full"),
     "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
     "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
-    "dhns_authors_sampling": flag, "dhns_share": share_rule,
+    "dhns_authors_sampling": flag, "dhns_share": fraction_rule,
     "dhns_guard": flag, "dhns_width": number(0, above=True),
 }
 
