@@ -35,8 +35,8 @@ def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,
             shared: bool = True, name: str = "", half_life: int = 0,
             plateau: float = 1.0) -> tuple[str, dict]:
     """A config's description and its settings, written out in full
-    (``half_life``: ``--lr-half-life``, ``plateau``: ``--lr-plateau-factor``,
-    each only where it is not off)."""
+    (``half_life``: ``--lr-half-life``, only where it is on; ``plateau``:
+    ``--lr-plateau-factor``, always)."""
     text = (f"dim {dim}, K {k}, batch {batch}, lr {lr}, "
             f"{'shared' if shared else 'per-positive'}"
             + (f", lr half-life {half_life} steps" if half_life else "")
@@ -45,8 +45,7 @@ def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,
                 "shared_negatives": shared}
     if half_life:
         settings["lr_half_life"] = half_life
-    if plateau != 1:
-        settings["lr_plateau_factor"] = plateau
+    settings["lr_plateau_factor"] = plateau     # written out: 0.5 is the default since 0.3
     return (f"{name} ({text})" if name else text, settings)
 
 

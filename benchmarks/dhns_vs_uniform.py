@@ -51,7 +51,7 @@ def main() -> None:
                           dim=args.dim, num_negatives=args.num_negatives,
                           batch_size=args.batch_size, features=args.features,
                           lr=args.lr, shared_negatives=args.shared_negatives,
-                          epochs=args.epochs, eval_every=5, patience=100,
+                          epochs=args.epochs, eval_every=5, patience=100, lr_plateau_factor=1.0,
                           seed=args.seed, **values)
         run_dir = Path(args.out) / (f"{args.dataset}-{sampler.replace(' ', '')}-d{args.dim}-"
                                     f"{args.features}-b{args.batch_size}-k{args.num_negatives}"

@@ -109,6 +109,7 @@ def main() -> None:
     config = TrainConfig(dataset=args.dataset, root=args.root, features="auto",
                          sampler="dhns" if args.mode == "snap" else "uniform",
                          epochs=args.epochs, eval_every=1, patience=100, seed=args.seed,
+                         lr_plateau_factor=1.0,
                          select_on="valid-unseen" if args.dataset == "DB15K" else "valid")
     data = load_dataset_for(config)
     trainer = Trainer.from_config(config, data, check_inputs(config), progress=False,

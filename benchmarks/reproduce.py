@@ -87,7 +87,7 @@ VARIANTS = {**METHODS, **ABLATIONS}
 BUDGETS = {
     "cpu": {"dim": 256, "num_negatives": 64, "batch_size": 1024, "epochs": 12,
             "lr": 0.005, "shared_negatives": False, "eval_every": 1,
-            "patience": 100},
+            "patience": 100, "lr_plateau_factor": 1.0},
     # The convergence protocol (issue 12): the cpu budget with the learning
     # rate chosen on valid for self-adv and epochs where self-adv's valid
     # MRR has stopped moving (benchmarks/paired.py plateau); set both with
@@ -95,10 +95,10 @@ BUDGETS = {
     # The toy MMKG at the demo's settings (seconds per run).
     "toy": {"dim": 64, "num_negatives": 32, "batch_size": 512, "epochs": 15,
             "lr": 0.05, "shared_negatives": False, "eval_every": 5,
-            "patience": 100},
+            "patience": 100, "lr_plateau_factor": 1.0},
     "converge": {"dim": 256, "num_negatives": 64, "batch_size": 1024,
                  "epochs": 40, "lr": 0.02, "shared_negatives": False,
-                 "eval_every": 1, "patience": 100},
+                 "eval_every": 1, "patience": 100, "lr_plateau_factor": 1.0},
     # The authors' train_dhns.py (github.com/ngl567/DHNS): dim 1024, batch
     # 2000, 64 negatives, 400 epochs, Adam lr 0.002 (the generator's too),
     # adversarial temperature 0.5, L3 regularisation 5e-6, mu 0.01 (our
@@ -106,7 +106,8 @@ BUDGETS = {
     "full": {"dim": 1024, "num_negatives": 64, "batch_size": 2000,
              "epochs": 400, "lr": 0.002, "adversarial_temperature": 0.5,
              "regularizer": "l3", "reg_weight": 5e-6, "eval_every": 20,
-             "patience": 5, "dhns_lr": 0.002, "shared_negatives": False},
+             "patience": 5, "dhns_lr": 0.002, "shared_negatives": False,
+             "lr_plateau_factor": 1.0},
 }
 METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 

@@ -23,7 +23,7 @@ from dhns_geo.training import run_training
 #: The toy graph's relations are rotations, which RotatE learns exactly.
 BASE = {"dataset": "toy", "scorer": "rotate", "dim": 64, "lr": 0.05,
         "num_negatives": 32, "batch_size": 512, "shared_negatives": False,
-        "epochs": 15, "eval_every": 5}
+        "epochs": 15, "eval_every": 5, "lr_plateau_factor": 1.0}
 METHODS = {
     "uniform": {"sampler": "uniform", "loss": "softplus"},
     "self-adversarial": {"sampler": "uniform", "loss": "self-adversarial"},
