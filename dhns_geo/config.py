@@ -64,7 +64,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 0.02
     lr_half_life: int = 0             # steps; 0: constant learning rate
-    lr_plateau_factor: float = 1.0    # lr x this after an evaluation without gain
+    lr_plateau_factor: float = 0.5    # lr x this after an evaluation without gain; 1: never
     device: str = "auto"
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms
