@@ -42,8 +42,7 @@ def main() -> None:
             cfg = TrainConfig(dataset=args.dataset, root=args.root, dim=args.dim,
                               batch_size=args.batch_size, num_negatives=args.num_negatives,
                               lr=args.lr, epochs=args.epochs, eval_every=args.epochs,
-                              patience=100, features=features, shared_negatives=shared,
-                              lr_plateau_factor=1.0)
+                              patience=100, features=features, shared_negatives=shared)
             name = (f"{args.dataset}-{'shared' if shared else 'per-positive'}-{features}"
                     f"-d{args.dim}-b{args.batch_size}-k{args.num_negatives}-e{args.epochs}")
             run_dir = Path(args.out) / name
