@@ -31,7 +31,7 @@ def test_same_seed_same_result_and_seed_matters(tmp_path):
     assert a["test"]["mrr"] != c["test"]["mrr"]
 
 
-@pytest.mark.parametrize("schedule", [{}, {"lr_half_life": 3},
+@pytest.mark.parametrize("schedule", [{"lr_plateau_factor": 1.0}, {"lr_half_life": 3},
                                       {"lr_plateau_factor": 0.5, "eval_every": 1}])
 def test_resume_equals_uninterrupted(tmp_path, schedule):
     full = run_training(small(**schedule), tmp_path / "full", **QUIET)
@@ -69,7 +69,8 @@ def test_lr_half_life_halves_the_learning_rate_every_n_steps():
     trainer.train_epoch()
     assert len(seen) == trainer.steps >= 8
     assert seen[:9] == pytest.approx([0.04 * 0.5 ** (i / 4) for i in range(9)])
-    constant = Trainer.from_config(small(lr=0.04), data, torch.device("cpu"), **QUIET)
+    constant = Trainer.from_config(small(lr=0.04, lr_plateau_factor=1.0), data,
+                                   torch.device("cpu"), **QUIET)
     constant.train_epoch()
     assert [g["lr"] for g in constant.optimizer.param_groups] == [0.04]
 
