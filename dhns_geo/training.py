@@ -172,8 +172,10 @@ class Trainer:
             loss = pos.new_zeros(())
             for neg in groups:
                 scores = model.score_negatives(head, rel, tail, neg, table)
-                if neg.name:
-                    self._track(neg.name, scores.detach().mean())
+                if neg.name:                    # the mean over negatives that count
+                    self._track(neg.name, scores.detach().mean() if neg.weight is None
+                                else (scores.detach() * neg.weight).sum()
+                                / neg.weight.sum().clamp_min(1e-12))
                 neg_weight = neg.weight
                 if neg.guard:
                     keep = (scores.detach() < pos.detach().unsqueeze(1)).float()

@@ -128,12 +128,18 @@ def test_ntat_groups_margins_weights_and_gradients():
         [0.2 * w / 4 for w in (0.5, 1.0, 1.0, 0.5)])
     g = levels[0]
     assert g.head.shape == g.tail.shape == (b, 3, d)
-    real_h = table.fused(pos[:, 0])
-    assert torch.equal(g.head[:, 1], real_h) and torch.equal(g.head[:, 0], g.head[:, 2])
-    assert torch.equal(g.tail[:, 0], table.fused(pos[:, 2]))
+    # (h~, r, t), (h, r, t~), (h~, r, t~): the real sides are the positive's.
+    assert g.own.tolist() == [[False, True], [True, False], [False, False]]
+    real_h, rel, real_t = (table.fused(pos[:, 0]), model.relations(pos[:, 1]),
+                           table.fused(pos[:, 2]))
+    gen_h, gen_t = g.head[:, 0], g.tail[:, 1]
+    assert torch.equal(g.head[:, 2], gen_h) and torch.equal(g.tail[:, 2], gen_t)
+    scores = model.score_negatives(real_h, rel, real_t, g, table)
+    expected = torch.stack([model.scorer(gen_h, rel, real_t),
+                            model.scorer(real_h, rel, gen_t),
+                            model.scorer(gen_h, rel, gen_t)], dim=1)
+    assert torch.allclose(scores, expected, atol=1e-6)
     # Gradients reach only the real entities of the negatives.
-    scores = model.score_negatives(real_h, model.relations(pos[:, 1]),
-                                   table.fused(pos[:, 2]), g, table)
     before = [p.grad.clone() for p in sampler.diffheg.parameters()]
     scores.sum().backward()
     grad = model.entities.structural.weight.grad

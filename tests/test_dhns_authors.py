@@ -127,9 +127,20 @@ def test_share_generates_for_the_first_rows_only():
     groups = sampler.sample(batch, model, model.encode(), torch.Generator().manual_seed(0))
     generated = [g for g in groups if g.name]
     assert len(generated) == 4                     # the active levels
-    for g in generated:
-        assert g.head.shape == (64, 3, 16) and g.weight.shape == (64, 3)
+    head, rel, tail = (model.encode().fused(batch[:, 0]), model.relations(batch[:, 1]),
+                       model.encode().fused(batch[:, 2]))
+    for g in generated:                            # generated for 16 rows only
+        assert g.head.shape == (16, 3, 16) and g.weight.shape == (64, 3)
         assert bool((g.weight[:16] == 1).all()) and bool((g.weight[16:] == 0).all())
+        scores = model.score_negatives(head, rel, tail, g, model.encode())
+        assert scores.shape == (64, 3) and bool((scores[16:] == 0).all())
+        assert torch.allclose(scores[:16], model.score_negatives(
+            head[:16], rel[:16], tail[:16], g, model.encode()))
+        # A data-parallel rank's rows 8..39 hold generated negatives for 8..15.
+        part = g.rows(slice(8, 40))
+        assert part.head.shape == (8, 3, 16) and part.weight.shape == (32, 3)
+        assert torch.allclose(model.score_negatives(
+            head[8:40], rel[8:40], tail[8:40], part, model.encode()), scores[8:40])
     # Rows without generated negatives carry the positive term only.
     pos, neg = torch.randn(64), torch.randn(64, 3)
     loss = build_loss(cfg)(pos, neg, 0.5, generated[0].weight)

@@ -73,13 +73,17 @@ class ConditionalDenoiser(nn.Module):
             nn.ReLU(), GroupedLayerNorm(groups, hidden),
             GroupedLinear(groups, hidden, dim), GroupedLinear(groups, dim, dim))
 
+    def time_table(self, groups: int, device: torch.device) -> Tensor:
+        """Time embeddings ``[M, T + 1, d]`` of every step ``0..T``."""
+        steps = torch.arange(self.num_steps + 1, device=device)
+        temb = timestep_embedding(steps, self.dim).expand(groups, -1, -1)
+        return self.time_mlp(temb)
+
     def _time(self, t: Tensor, groups: int) -> Tensor:
         """Time embeddings ``[M, n, d]`` of steps ``[n]``: the MLP runs on
         the ``T + 1`` possible steps, not once per row, and nothing is read
         back to the host (a CUDA graph can capture it)."""
-        steps = torch.arange(self.num_steps + 1, device=t.device)
-        temb = timestep_embedding(steps, self.dim).expand(groups, -1, -1)
-        return self.time_mlp(temb)[:, t]
+        return self.time_table(groups, t.device)[:, t]
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """Noise ``[M, n, d]`` of ``x_t`` ``[M, n, d]`` at steps ``t`` ``[n]``
@@ -95,11 +99,10 @@ class ConditionalDenoiser(nn.Module):
 
     def denoise(self, x_t: Tensor, t: int, condition: "Condition") -> Tensor:
         """:meth:`forward` at one step ``t`` for all rows, reusing the
-        condition's share of the first LayerNorm + Linear: per call only the
-        ``d x h`` block of ``x_t`` is multiplied instead of ``3d x h``."""
-        steps = torch.full((1,), t, device=x_t.device)   # no host copy
-        temb = self._time(steps, x_t.size(0))                  # [M, 1, d]
-        return condition.finish(x_t, temb)
+        condition's share of the first LayerNorm + Linear (per call only the
+        ``d x h`` block of ``x_t`` is multiplied instead of ``3d x h``) and
+        its time embeddings."""
+        return condition.finish(x_t, condition.time[:, t:t + 1])   # [M, 1, d]
 
 
 class Condition:
@@ -108,6 +111,7 @@ class Condition:
     With ``z = [x, e, c]``, ``LN(z) W + b = rstd (z * g) W - rstd mu (g W)
     + (beta W + b)``: ``(c * g_c) W_c`` and the row sums of ``c`` are
     computed once; ``x`` and the time embedding ``e`` are added per step.
+    The time embeddings of every step are computed once too (``time``).
     """
 
     def __init__(self, denoiser: ConditionalDenoiser, cond: Tensor) -> None:
@@ -125,6 +129,7 @@ class Condition:
         self.c_sum = cond.sum(-1, keepdim=True)
         self.c_sq = cond.pow(2).sum(-1, keepdim=True)
         self.width = 3 * d
+        self.time = denoiser.time_table(cond.size(0), cond.device)   # [M, T + 1, d]
 
     def finish(self, x: Tensor, temb: Tensor) -> Tensor:
         mean = (x.sum(-1, keepdim=True) + temb.sum(-1, keepdim=True)

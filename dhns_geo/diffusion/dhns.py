@@ -239,7 +239,10 @@ class DHNSSampler(NegativeSampler):
         if not 0 < share <= 1:
             raise DHNSError(f"share must be in (0, 1], got {share}")
         self.share, self.guard = share, guard
-        self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.diffheg.parameters(), lr=lr, fused=True)
+        # Which sides of (h~, r, t), (h, r, t~), (h~, r, t~) are the positive's.
+        self.register_buffer("own", torch.tensor([[False, True], [True, False],
+                                                  [False, False]]), persistent=False)
 
     @classmethod
     def from_config(cls, config: Any, base: NegativeSampler,
@@ -350,26 +353,39 @@ class DHNSSampler(NegativeSampler):
         return out
 
     def level_negatives(self, positives: Tensor, model: KGCModel,
-                        table: EntityTable,
-                        generator: torch.Generator) -> list[Negatives]:
+                        table: EntityTable, generator: torch.Generator,
+                        batch_size: int | None = None) -> list[Negatives]:
         """One group per active level (in :attr:`active_levels` order) of
-        ``[B, 3, d]`` negatives ``(h~, r, t)``, ``(h, r, t~)``,
-        ``(h~, r, t~)``, with the level's margin factor and loss weight
-        (with ``authors_sampling``: three ``[B, 1, d]`` groups per level,
-        each a third of the weight)."""
-        h, _, t = positives.unbind(dim=1)
-        real_h, real_t = table.fused(h), table.fused(t)
+        negatives ``(h~, r, t)``, ``(h, r, t~)``, ``(h~, r, t~)`` of the
+        ``B`` positives, with the level's margin factor and loss weight (with
+        ``authors_sampling``: three groups of one column per level, each a
+        third of the weight). ``head``/``tail`` hold the generated
+        ``[B, 3, d]`` embeddings; the real sides are the positive's own
+        (``own``).
+
+        Args:
+            batch_size: ``b >= B``: the groups then cover a batch whose first
+                ``B`` positives are ``positives``; the other rows get weight
+                0 (no negative term). Default ``B``.
+        """
+        n = positives.size(0)
+        b = n if batch_size is None else batch_size
         parts = 3 if self.authors_sampling else 1
+        weights: Sequence[Tensor | None] = [None] * parts
+        if b > n:
+            covered = (torch.arange(b, device=positives.device) < n).float()
+            weights = covered.unsqueeze(1).expand(b, 3).chunk(parts, dim=1)
         groups = []
         for i, (gen_h, gen_t) in self.generate(positives, model, table,
                                                generator).items():
-            heads = torch.stack([gen_h, real_h, gen_h], dim=1).chunk(parts, dim=1)
-            tails = torch.stack([real_t, gen_t, gen_t], dim=1).chunk(parts, dim=1)
+            heads = gen_h.unsqueeze(1).expand(-1, 3, -1).chunk(parts, dim=1)
+            tails = gen_t.unsqueeze(1).expand(-1, 3, -1).chunk(parts, dim=1)
             groups += [Negatives(head=hd, tail=tl, margin_factor=self.margin_factors[i],
-                                 loss_weight=self.loss_weight(i) / parts,
+                                 weight=w, loss_weight=self.loss_weight(i) / parts,
                                  name=f"dhns/score_level_t{self.levels[i]}",
-                                 guard=self.guard)
-                       for hd, tl in zip(heads, tails)]
+                                 guard=self.guard, own=o)
+                       for hd, tl, o, w in zip(heads, tails, self.own.chunk(parts),
+                                               weights)]
         return groups
 
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
@@ -378,5 +394,4 @@ class DHNSSampler(NegativeSampler):
         b = positives.size(0)
         chosen = positives[:max(1, math.ceil(self.share * b))]   # batches are shuffled
         self._generator_loss = self.fit_generator(chosen, model, table, generator)
-        return groups + [neg.padded(b) for neg in
-                         self.level_negatives(chosen, model, table, generator)]
+        return groups + self.level_negatives(chosen, model, table, generator, b)

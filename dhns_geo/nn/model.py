@@ -148,9 +148,18 @@ class KGCModel(nn.Module):
                                 self.scorer.compose(head, relation, "tail"))
             return self.scorer.match_all(query, candidates)
         if negatives.corrupted_head is None:
-            return self.scorer(table.entity(negatives.head),
-                               relation.unsqueeze(1),
-                               table.entity(negatives.tail))
+            covered = negatives.head.size(0)          # the first rows only
+            if covered < head.size(0):
+                scores = self.score_negatives(head[:covered], relation[:covered],
+                                              tail[:covered], negatives, table)
+                return torch.cat([scores, scores.new_zeros(
+                    head.size(0) - covered, scores.size(1))])
+            heads, tails = table.entity(negatives.head), table.entity(negatives.tail)
+            if negatives.own is not None:                 # [K, 2]
+                own = negatives.own.unsqueeze(-1)
+                heads = torch.where(own[:, 0], head.unsqueeze(1), heads)
+                tails = torch.where(own[:, 1], tail.unsqueeze(1), tails)
+            return self.scorer(heads, relation.unsqueeze(1), tails)
         flag = negatives.corrupted_head
         queries = torch.stack([self.scorer.compose(head, relation, "tail"),
                                self.scorer.compose(tail, relation, "head")], 1)

@@ -17,8 +17,12 @@ class Negatives:
     The relation of each negative is its positive's.
 
     Attributes:
-        head: ``[B, K]`` entity ids or ``[B, K, d]`` embeddings.
-        tail: ``[B, K]`` entity ids or ``[B, K, d]`` embeddings.
+        head: ``[B, K]`` entity ids or ``[B, K, d]`` embeddings; a group
+            without ``corrupted_head`` may have fewer rows, ``B' < B``: it
+            then covers the first ``B'`` positives only, and ``weight``
+            (``[B, K]``) must be zero from row ``B'`` on (e.g. DHNS serving a
+            share of the batch). Its scores are computed for those rows only.
+        tail: Like ``head``.
         margin_factor: Scales the loss margin per negative; a float or a
             tensor broadcastable to ``[B, K]``.
         weight: Optional ``[B, K]`` weight per negative (``0`` ignores it,
@@ -39,6 +43,11 @@ class Negatives:
             as its positive: a generated "negative" the model already
             prefers to the true answer is likely a near-copy of a true
             answer (a false negative).
+        own: Optional ``[K, 2]`` bool: ``own[k, 0]`` (``own[k, 1]``) where
+            the head (tail) of column ``k`` is its positive's own, whose
+            embedding the trainer already holds; that column's entries in
+            ``head`` (``tail``) are ignored. Lets a sampler corrupt one side
+            without looking the other side up again.
     """
 
     head: Tensor
@@ -50,11 +59,12 @@ class Negatives:
     name: str = ""
     guard: bool = False
     shared: Tensor | None = None
+    own: Tensor | None = None
 
     def rows(self, index: slice) -> "Negatives":
         """The negatives of the positives ``index`` of the batch (per-row
         fields are sliced; scalars and ``[K]`` broadcasts are kept)."""
-        b = self.head.size(0)
+        b = self.head.size(0) if self.weight is None else self.weight.size(0)
 
         def take(x):
             if isinstance(x, Tensor) and x.dim() >= 2 and x.size(0) == b:
@@ -63,29 +73,7 @@ class Negatives:
         return Negatives(self.head[index], self.tail[index],
                          take(self.margin_factor), take(self.weight),
                          self.loss_weight, take(self.corrupted_head), self.name,
-                         self.guard, self.shared)
-
-
-    def padded(self, b: int) -> "Negatives":
-        """The group for a batch of ``b >= B`` positives whose first ``B``
-        it covers: the other rows get weight 0 (no negative term)."""
-        extra = b - self.head.size(0)
-        if extra == 0:
-            return self
-
-        def pad(x: Tensor, value: float | bool = 0) -> Tensor:
-            fill = x.new_full((extra, *x.shape[1:]), value)
-            return torch.cat([x, fill])
-        k = self.head.size(1)
-        weight = self.weight if self.weight is not None else self.head.new_ones(
-            self.head.shape[:2], dtype=torch.float)
-        margin = self.margin_factor
-        if isinstance(margin, Tensor) and margin.dim() >= 2 and margin.size(0) == b - extra:
-            margin = pad(margin)
-        return Negatives(pad(self.head), pad(self.tail), margin,
-                         pad(weight.expand(b - extra, k)), self.loss_weight,
-                         None if self.corrupted_head is None else pad(self.corrupted_head, False),
-                         self.name, self.guard)
+                         self.guard, self.shared, self.own)
 
 
 class NegativeSampler(nn.Module):
