@@ -58,6 +58,7 @@ def train(
     lr: Optional[float] = _opt(f"Adam learning rate (default {DEFAULTS['lr']}).", "--lr"),
     lr_half_life: Optional[int] = _opt("Halve the learning rate every this many steps, smoothly (default 0: constant).", "--lr-half-life"),
     lr_plateau_factor: Optional[float] = _opt("Multiply the learning rate by this after each evaluation that does not improve on the best (default 0.5; 1: never).", "--lr-plateau-factor"),
+    lr_plateau_patience: Optional[int] = _opt("Apply --lr-plateau-factor only after this many evaluations in a row without gain, and again after each further this many (default 1: after every one). Steadies the rate when a small or noisy selection split is evaluated often.", "--lr-plateau-patience"),
     device: Optional[str] = _opt("auto, cpu or cuda (default auto).", "--device"),
     seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
     eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),

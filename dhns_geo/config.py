@@ -65,6 +65,7 @@ class TrainConfig:
     lr: float = 0.02
     lr_half_life: int = 0             # steps; 0: constant learning rate
     lr_plateau_factor: float = 0.5    # lr x this after an evaluation without gain; 1: never
+    lr_plateau_patience: int = 1      # ... after every this many in a row
     device: str = "auto"
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms
@@ -136,7 +137,8 @@ RULES: dict[str, Rule] = {
     "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
     "epochs": integer(1), "batch_size": integer(1),
     "lr": number(0, above=True), "lr_half_life": integer(0),
-    "lr_plateau_factor": fraction_rule, "device": device_rule,
+    "lr_plateau_factor": fraction_rule, "lr_plateau_patience": integer(1),
+    "device": device_rule,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
     "eval_every": integer(1), "patience": integer(1),
     "select_on": choice("valid", "valid-unseen"),

@@ -340,7 +340,8 @@ class Trainer:
                 else:
                     self.bad_evals += 1
                     stopped = self.bad_evals >= config.patience
-                    if config.lr_plateau_factor < 1 and not stopped:
+                    if (config.lr_plateau_factor < 1 and not stopped
+                            and self.bad_evals % config.lr_plateau_patience == 0):
                         self.lr_scale *= config.lr_plateau_factor
                         line += f" (lr x{config.lr_plateau_factor:g})"
                     if stopped:

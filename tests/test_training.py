@@ -147,3 +147,19 @@ def test_lr_plateau_factor_scales_the_rate_after_each_evaluation_without_gain():
     trainer.fit(callbacks=[lambda t, record: used.append(t.optimizer.param_groups[0]["lr"])])
     assert used == pytest.approx([0.04, 0.04, 0.04, 0.02, 0.02, 0.01])
     assert trainer.lr_scale == 0.125 and trainer.best_epoch == 4
+
+
+def test_lr_plateau_patience_waits_for_evaluations_without_gain_in_a_row():
+    from dhns_geo.training import Trainer, load_dataset_for
+
+    cfg = small(lr=0.04, lr_plateau_factor=0.5, lr_plateau_patience=2, eval_every=1,
+                epochs=8, patience=10)
+    trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
+    # No gain at epochs 3 (one alone: kept), 5, 6 (two in a row: halved), 7, 8 (halved).
+    scripted = iter([0.1, 0.2, 0.15, 0.25, 0.2, 0.24, 0.2, 0.1])
+    trainer.evaluate = lambda *a, **k: {"mrr": next(scripted)}
+    trainer._finish = lambda run_dir, test: {}
+    used = []
+    trainer.fit(callbacks=[lambda t, record: used.append(t.optimizer.param_groups[0]["lr"])])
+    assert used == pytest.approx([0.04] * 6 + [0.02, 0.02])
+    assert trainer.lr_scale == 0.25
