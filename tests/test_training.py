@@ -163,3 +163,26 @@ def test_lr_plateau_patience_waits_for_evaluations_without_gain_in_a_row():
     trainer.fit(callbacks=[lambda t, record: used.append(t.optimizer.param_groups[0]["lr"])])
     assert used == pytest.approx([0.04] * 6 + [0.02, 0.02])
     assert trainer.lr_scale == 0.25
+
+
+def test_tracked_score_of_a_group_is_the_mean_over_the_negatives_that_count():
+    from dhns_geo.sampling.base import NegativeSampler, Negatives
+    from dhns_geo.training import Trainer, load_dataset_for
+
+    class HalfCovered(NegativeSampler):            # generated negatives for 4 of 8 rows
+        def sample(self, positives, model, table, generator):
+            emb = torch.ones(4, 2, model.dim)
+            weight = (torch.arange(8) < 4).float().unsqueeze(1).expand(8, 2)
+            return [Negatives(emb, emb, weight=weight, name="half")]
+
+    cfg = small(batch_size=8)
+    trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
+    trainer.sampler = HalfCovered()
+    batch = trainer.train_triples[:8]
+    h, r, t = batch.unbind(1)
+    with torch.no_grad():
+        table = trainer.model.encode()
+        emb = torch.ones(4, 2, cfg.dim)
+        served = trainer.model(emb, r[:4].unsqueeze(1), emb, table)       # [4, 2]
+    trainer.train_step(batch)
+    assert float(trainer._sums["half"]) == pytest.approx(float(served.mean()), rel=1e-5)
