@@ -12,8 +12,7 @@ from dhns_geo.cli.main import app
 from dhns_geo.cli.output import format_table
 from dhns_geo.data import (MODALITIES, num_entities, num_relations,
                            quality_report)
-from dhns_geo.data.io import OPENKE_FILES
-from dhns_geo.datasets import default_root, load_dataset
+from dhns_geo.datasets import BENCHMARKS, default_root, load_dataset
 
 datasets_app = typer.Typer(help="List and check datasets.",
                            invoke_without_command=True, rich_markup_mode=None)
@@ -25,7 +24,8 @@ ROOT_OPTION = typer.Option(None, "--root", help="Dataset root (default: "
 #: Published statistics of the built-in benchmarks.
 STATS = {"DB15K": (12842, 279, 79222, 9904, 9902),
          "MKG-W": (15000, 169, 34196, 4276, 4274),
-         "MKG-Y": (15000, 28, 21310, 2665, 2663)}
+         "MKG-Y": (15000, 28, 21310, 2665, 2663),
+         "FB15k-237": (14541, 237, 272115, 17535, 20466)}
 
 
 @datasets_app.callback()
@@ -37,7 +37,7 @@ def list_datasets(ctx: typer.Context, root: Optional[Path] = ROOT_OPTION) -> Non
     rows = []
     for name, stats in STATS.items():
         raw = root / name / "raw"
-        local = all((raw / f).is_file() for f in OPENKE_FILES)
+        local = all((raw / f).is_file() for f in BENCHMARKS[name].raw_files)
         rows.append([name, *stats, "yes" if local else "no (downloads)"])
     toy = load_dataset("toy")
     report = quality_report(toy)
@@ -51,7 +51,7 @@ def list_datasets(ctx: typer.Context, root: Optional[Path] = ROOT_OPTION) -> Non
 
 @datasets_app.command("check")
 def check(name_or_path: str = typer.Argument(
-        ..., help="DB15K, MKG-W, MKG-Y, toy or a folder (OpenKE or TSV)."),
+        ..., help="DB15K, MKG-W, MKG-Y, FB15k-237, toy or a folder (OpenKE or TSV)."),
         root: Optional[Path] = ROOT_OPTION) -> None:
     """Counts, duplicates, split leakage and modality coverage."""
     with warnings.catch_warnings():
@@ -62,9 +62,11 @@ def check(name_or_path: str = typer.Argument(
     typer.echo(f"entities: {n}  relations: {num_relations(data)}")
     report = quality_report(data)
     rows = [[split, e["rows"], e["distinct"], e["duplicates"],
-             e.get("in_train", "-")] for split, e in report.items()]
+             e.get("in_train", "-"), e.get("unseen_entities", "-")]
+            for split, e in report.items()]
     typer.echo(format_table(["split", "rows", "distinct", "duplicates",
-                             "distinct in train"], rows))
+                             "distinct in train", "entities not in train"],
+                            rows))
     store = data["entity"]
     cov = []
     for m in MODALITIES:

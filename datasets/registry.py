@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch_geometric.data import HeteroData
+from torch_geometric.data import HeteroData, InMemoryDataset
 
 from dhns_geo.data.features import attach_feature_file
 from dhns_geo.data.io import read_kg
 from dhns_geo.data.mmkg import to_hetero_data
-from dhns_geo.datasets.benchmarks import DB15K, MKGW, MKGY, OpenKEBenchmark
+from dhns_geo.datasets.benchmarks import DB15K, FB15k237, MKGW, MKGY
 from dhns_geo.errors import DHNSError
 
-BENCHMARKS: dict[str, type[OpenKEBenchmark]] = {
-    cls.name: cls for cls in (DB15K, MKGW, MKGY)}
+BENCHMARKS: dict[str, type[InMemoryDataset]] = {
+    cls.name: cls for cls in (DB15K, MKGW, MKGY, FB15k237)}
 
 
 def _key(name: str) -> str:
@@ -22,7 +22,7 @@ def _key(name: str) -> str:
 
 def resolve_name(name: str) -> str | None:
     """The canonical built-in name (``"DB15K"``, ``"MKG-W"``, ``"MKG-Y"``,
-    ``"toy"``) of ``name``, or ``None`` when it is not built in."""
+    ``"FB15k-237"``, ``"toy"``) of ``name``, or ``None`` when it is not built in."""
     if _key(name) == "toy":
         return "toy"
     for canonical in BENCHMARKS:
@@ -38,8 +38,8 @@ def load_dataset(name_or_path: str, root: str | Path | None = None,
     """Loads a built-in dataset by name, ``toy``, or a user's KG folder.
 
     Args:
-        name_or_path: ``DB15K``, ``MKG-W``, ``MKG-Y`` (case and dashes do not
-            matter), ``toy``, or a folder in OpenKE or TSV format.
+        name_or_path: ``DB15K``, ``MKG-W``, ``MKG-Y``, ``FB15k-237`` (case
+            and dashes do not matter), ``toy``, or a folder in OpenKE or TSV format.
         root: Dataset root for the benchmarks.
         seed: Seed of the toy dataset.
         visual: A user's ``[N, d]`` visual feature file (``.pth``, ``.pt``

@@ -18,14 +18,18 @@ from torch_geometric.data import HeteroData
 from dhns_geo.data import (EDGE_TYPE, FilterIndex, modality_features,
                            num_entities, num_relations, split_triples)
 from dhns_geo.errors import DHNSError, OptionError
-from dhns_geo.losses import LOSSES, KGELoss
+from dhns_geo.data import add_reciprocals
+from dhns_geo.losses import LOSSES, REGULARIZERS, KGELoss
 from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
 from dhns_geo.nn.scorers import SCORERS
-from dhns_geo.sampling import BernoulliSampler, NegativeSampler, UniformSampler
+from dhns_geo.sampling import (BernoulliSampler, CorruptionSampler,
+                               NegativeSampler, UniformSampler)
 from dhns_geo.validation import (Rule, check, choice, device_rule, flag, integer,
                                  number, number_list, optional, text)
 
 SAMPLERS = ("uniform", "bernoulli", "dhns")
+TRAININGS = ("negatives", "1vsall")
+OPTIMIZERS = ("adam", "adagrad")
 ENCODERS = ("none", "rgcn")
 GENERATOR_GRADS = ("detached", "model")
 
@@ -44,11 +48,15 @@ class TrainConfig:
     # model
     scorer: str = "rotate"
     p_norm: float = 1.0               # TransE norm
+    rotate_p: float = 2.0             # RotatE norm over moduli (1: the authors' code)
     dim: int = 256
     encoder: str = "none"             # none | rgcn
     rgcn_layers: int = 1
     rgcn_bases: int = 4
-    # negatives and loss
+    reciprocal: bool = False          # a relation r + R answers (?, r, t)
+    # training regime, negatives and loss
+    training: str = "negatives"       # negatives (sampled) | 1vsall
+    label_smoothing: float = 0.0      # of the 1-vs-all cross-entropy
     sampler: str = "uniform"          # uniform | bernoulli | dhns
     num_negatives: int = 1024
     filter_negatives: bool = False
@@ -57,9 +65,10 @@ class TrainConfig:
     adversarial_temperature: float = 1.0
     margin: float = 6.0
     positive_weight: float = 1.0      # of the positives' term (logistic losses)
-    regularizer: str = "none"         # none | l2 | l3
+    regularizer: str = "none"         # none | l2 | l3 | n3
     reg_weight: float = 0.0
     # optimisation
+    optimizer: str = "adam"           # adam | adagrad
     epochs: int = 40
     batch_size: int = 1024
     lr: float = 0.02
@@ -124,17 +133,25 @@ def fraction_rule(value: Any) -> str | None:
     return None if ok else "a number above 0 and at most 1"
 
 
+def fraction_or_zero(value: Any) -> str | None:
+    ok = number(0)(value) is None and value < 1
+    return None if ok else "a number from 0 to below 1"
+
+
 RULES: dict[str, Rule] = {
     "dataset": text, "root": optional(text), "features": choice("auto", "none"),
     "visual": optional(text), "textual": optional(text), "trust_features": flag,
     "scorer": choice(*SCORERS), "p_norm": number(0, above=True),
+    "rotate_p": number(0, above=True), "reciprocal": flag,
+    "training": choice(*TRAININGS), "label_smoothing": fraction_or_zero,
     "dim": integer(1), "encoder": choice(*ENCODERS),
     "rgcn_layers": integer(1), "rgcn_bases": integer(1),
     "sampler": choice(*SAMPLERS), "num_negatives": integer(1),
     "filter_negatives": flag, "shared_negatives": flag, "loss": choice(*LOSSES),
     "adversarial_temperature": number(0, above=True), "margin": number(0),
     "positive_weight": number(0, above=True),
-    "regularizer": choice("none", "l2", "l3"), "reg_weight": number(0),
+    "regularizer": choice(*REGULARIZERS), "reg_weight": number(0),
+    "optimizer": choice(*OPTIMIZERS),
     "epochs": integer(1), "batch_size": integer(1),
     "lr": number(0, above=True), "lr_half_life": integer(0),
     "lr_plateau_factor": fraction_rule, "lr_plateau_patience": integer(1),
@@ -156,8 +173,13 @@ RULES: dict[str, Rule] = {
 }
 
 #: Options that only mean something with another option's value.
-REQUIRES = {"p_norm": ("scorer", "transe"), "rgcn_layers": ("encoder", "rgcn"),
-            "rgcn_bases": ("encoder", "rgcn")}
+REQUIRES = {"p_norm": ("scorer", "transe"), "rotate_p": ("scorer", "rotate"),
+            "rgcn_layers": ("encoder", "rgcn"), "rgcn_bases": ("encoder", "rgcn"),
+            "label_smoothing": ("training", "1vsall")}
+
+#: Options of sampled negatives, unused by 1-vs-all training.
+SAMPLED_ONLY = ("sampler", "num_negatives", "filter_negatives", "loss",
+                "adversarial_temperature", "margin", "positive_weight")
 
 
 def validate_config(config: "TrainConfig") -> None:
@@ -180,7 +202,20 @@ def validate_config(config: "TrainConfig") -> None:
                                   "used only with sampler dhns")
     if config.reg_weight > 0 and config.regularizer == "none":
         raise OptionError("reg_weight", config.reg_weight,
-                          "used only with regularizer l2 or l3")
+                          "used only with regularizer l2, l3 or n3")
+    if config.regularizer == "n3" and config.scorer == "rotate":
+        raise OptionError("regularizer", "n3", "used with scorers transe, "
+                          "distmult or complex (RotatE's relations are phases)")
+    if config.training == "1vsall":
+        for name in SAMPLED_ONLY:
+            if getattr(config, name) != defaults[name]:
+                raise OptionError(name, getattr(config, name),
+                                  "used only with training negatives (1vsall "
+                                  "scores every entity)")
+    if config.reciprocal and config.sampler != "uniform":
+        raise OptionError("sampler", config.sampler, "uniform with reciprocal "
+                          "(each negative then corrupts the tail of a triple "
+                          "or of its reciprocal)")
     if config.positive_weight != 1.0 and config.loss == "margin":
         raise OptionError("positive_weight", config.positive_weight,
                           "used only with loss softplus or self-adversarial")
@@ -241,8 +276,9 @@ def build_model(config: TrainConfig, data: HeteroData) -> KGCModel:
     store = data[EDGE_TYPE]
     try:
         return KGCModel(n, r, config.dim, make_scorer(config.scorer,
-                                                      config.p_norm),
-                        features, encoder, store.edge_index, store.edge_type)
+                                                      config.p_norm, config.rotate_p),
+                        features, encoder, store.edge_index, store.edge_type,
+                        reciprocal=config.reciprocal)
     except ValueError as exc:
         raise DHNSError(str(exc)) from None
 
@@ -252,8 +288,12 @@ def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
     known true triples are the train triples: filtering by valid or test
     triples would tell training which corruptions are true there."""
     n, r = num_entities(data), num_relations(data)
-    index = (FilterIndex(split_triples(data, "train"), n, r)
-             if config.filter_negatives else None)
+    train = training_triples(config, data)
+    if config.reciprocal:                      # tails of triples and reciprocals
+        index = FilterIndex(train, n, 2 * r) if config.filter_negatives else None
+        return CorruptionSampler(n, config.num_negatives, torch.zeros(2 * r),
+                                 index, shared=config.shared_negatives)
+    index = FilterIndex(train, n, r) if config.filter_negatives else None
     if config.sampler == "bernoulli":
         return BernoulliSampler(n, split_triples(data, "train"), r,
                                 config.num_negatives, index,
@@ -266,6 +306,20 @@ def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
                           if config.features == "auto" else 0)
         return DHNSSampler.from_config(config, base, modalities)
     return base
+
+
+def training_triples(config: TrainConfig, data: HeteroData) -> torch.Tensor:
+    """The ``[E, 3]`` triples an epoch goes through: the train split, and
+    with ``reciprocal`` their reciprocals too (``[2E, 3]``)."""
+    train = split_triples(data, "train")
+    return add_reciprocals(train, num_relations(data)) if config.reciprocal else train
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """Adam (fused) or Adagrad over ``params`` at ``config.lr``."""
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=config.lr)
+    return torch.optim.Adam(params, lr=config.lr, fused=True)
 
 
 def build_loss(config: TrainConfig) -> KGELoss:

@@ -20,6 +20,8 @@ investigation).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,6 +29,33 @@ from torch import Tensor, nn
 from dhns_geo.errors import DHNSError
 
 LOSSES = ("margin", "softplus", "self-adversarial")
+REGULARIZERS = ("none", "l2", "l3", "n3")
+
+
+def regularization(kind: str, factors: Sequence[Tensor],
+                   complex: bool = False) -> Tensor:
+    r"""Penalty of the ``[B, d_f]`` factors of a batch (head, relation, tail
+    embeddings), the mean over the ``B`` rows of its per-row sum:
+
+    * ``l2``: :math:`\sum_f \|f\|_2^2`; ``l3``: :math:`\sum_f \sum_i |f_i|^3`;
+    * ``n3``: the nuclear 3-norm of Lacroix et al. (ICML 2018),
+      :math:`\sum_f \sum_i |f_i|^3` over the *moduli* of complex entries
+      (``complex=True``: ``[re, im]`` halves); ``l3`` on real factors.
+    """
+    if kind not in REGULARIZERS[1:]:
+        raise DHNSError(f"unknown regularizer {kind!r}; choose from "
+                        f"{', '.join(REGULARIZERS[1:])}")
+    total = factors[0].new_zeros(())
+    for f in factors:
+        if kind == "l2":
+            per = f.pow(2)
+        elif kind == "n3" and complex:
+            re, im = f.chunk(2, dim=-1)
+            per = (re * re + im * im).pow(1.5)      # |z|^3, smooth at 0
+        else:
+            per = f.abs().pow(3)
+        total = total + per.sum(dim=-1).mean()
+    return total
 
 
 def negative_weights(neg: Tensor, weight: Tensor | None = None,

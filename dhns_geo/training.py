@@ -29,7 +29,8 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dhns_geo.config import (TrainConfig, build_loss, build_model,
-                             build_sampler, resolve_device)
+                             build_optimizer, build_sampler, resolve_device,
+                             training_triples)
 from dhns_geo.data import build_filter_index, split_triples, unseen_triples
 from dhns_geo.data.features import describe_sources
 from dhns_geo.data.filter import FilterIndex
@@ -38,14 +39,16 @@ from dhns_geo.distributed import (DistContext, init_distributed,
                                   shutdown_distributed)
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.evaluation import evaluate_link_prediction
-from dhns_geo.losses import KGELoss
+from dhns_geo.losses import KGELoss, regularization
 from dhns_geo.nn import KGCModel
+from dhns_geo.onevsall import one_vs_all_loss
 from dhns_geo.run_folder import (RunLock, atomic_save, atomic_write_text,
                                  check_run_data, load_checkpoint,
                                  load_resume_state, read_run_config,
                                  remove_stale_temporaries, run_facts,
                                  save_keeping_previous, write_run_config)
-from dhns_geo.sampling import NegativeSampler
+from dhns_geo.nn.model import EntityTable
+from dhns_geo.sampling import NegativeSampler, Negatives
 
 HISTORY_FIELDS = ["epoch", "loss", "triples_per_s", "seconds", "valid_mrr"]
 
@@ -88,7 +91,7 @@ class Trainer:
         self.sampler = sampler.to(device)
         self.loss = loss
         self.data = data
-        self.train_triples = split_triples(data, "train").to(device)
+        self.train_triples = training_triples(config, data).to(device)
         # Model selection (best epoch, early stopping) ranks these.
         self.selection = (split_triples(data, "valid") if config.select_on == "valid"
                           else unseen_triples(data, "valid"))
@@ -97,7 +100,7 @@ class Trainer:
                             "select on")
         filter_index = filter_index or build_filter_index(data)
         self.filter_index = filter_index.to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.optimizer = build_optimizer(config, self.model.parameters())
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.log = log or (lambda line: print(line, file=sys.stderr))
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -125,10 +128,6 @@ class Trainer:
                    build_loss(config), data, config, device, **kwargs)
 
     # -- one epoch ---------------------------------------------------------
-    def _regularization(self, *embeddings: Tensor) -> Tensor:
-        p = 2 if self.config.regularizer == "l2" else 3
-        return sum(e.abs().pow(p).sum(dim=-1).mean() for e in embeddings)
-
     def train_step(self, batch: Tensor) -> float:
         """One optimisation step on ``[B, 3]`` positives; returns the loss.
 
@@ -146,9 +145,11 @@ class Trainer:
         schedules ``lr_half_life`` and ``lr_plateau_factor`` need eager steps).
         """
         model, config, dist = self.model, self.config, self.dist
+        one_vs_all = config.training == "1vsall"
         self.optimizer.zero_grad(set_to_none=True)
-        table = model.encode(lazy=config.shared_negatives)
-        groups = self.sampler.sample(batch, model, table, self.generator)
+        table = model.encode(lazy=config.shared_negatives and not one_vs_all)
+        groups = [] if one_vs_all else self.sampler.sample(
+            batch, model, table, self.generator)
         for name, value in self.sampler.step_stats().items():
             self._track(name, value)
         total = batch.size(0)
@@ -159,31 +160,15 @@ class Trainer:
         if batch.size(0) == 0:                  # a last batch smaller than the job
             loss = sum(p.sum() for p in params) * 0.0
         else:
-            h, r, t = batch.unbind(dim=1)
-            if table.lazy and batch.device.type == "cpu":
-                # Fuse each entity of the step once (a tenth to a fifth of
-                # the rows repeat). Not on a GPU: unique() waits for the device.
-                table.restrict(torch.cat([h, t, *(neg.shared for neg in groups
-                                                  if neg.shared is not None)]))
-            # One gather (one [N, d] gradient in backward) for both sides.
-            head, tail = table.fused(torch.stack([h, t])).unbind(0)
-            rel = model.relations(r)
-            pos = model.scorer(head, rel, tail)
-            loss = pos.new_zeros(())
-            for neg in groups:
-                scores = model.score_negatives(head, rel, tail, neg, table)
-                if neg.name:                    # the mean over negatives that count
-                    self._track(neg.name, scores.detach().mean() if neg.weight is None
-                                else (scores.detach() * neg.weight).sum()
-                                / neg.weight.sum().clamp_min(1e-12))
-                neg_weight = neg.weight
-                if neg.guard:
-                    keep = (scores.detach() < pos.detach().unsqueeze(1)).float()
-                    neg_weight = keep if neg_weight is None else neg_weight * keep
-                loss = loss + neg.loss_weight * self.loss(
-                    pos, scores, neg.margin_factor, neg_weight)
+            if one_vs_all:
+                loss, factors = one_vs_all_loss(model, table, batch,
+                                                not config.reciprocal,
+                                                config.label_smoothing)
+            else:
+                loss, factors = self._negatives_loss(batch, table, groups)
             if config.regularizer != "none" and config.reg_weight > 0:
-                loss = loss + config.reg_weight * self._regularization(head, tail, rel)
+                loss = loss + config.reg_weight * regularization(
+                    config.regularizer, factors, model.scorer.complex)
         # Weighted by the share's size, the ranks' mean gradient is the
         # gradient of the whole batch's mean loss.
         weight = batch.size(0) / total
@@ -196,6 +181,37 @@ class Trainer:
         self.optimizer.step()
         self.steps += 1
         return dist.sum(loss.detach() * weight)
+
+    def _negatives_loss(self, batch: Tensor, table: EntityTable,
+                        groups: list[Negatives]) -> tuple[Tensor, list[Tensor]]:
+        """The loss of ``[B, 3]`` positives against their groups of sampled
+        negatives, and the ``[head, relation, tail]`` embeddings of the
+        positives (the factors of a regulariser)."""
+        model = self.model
+        h, r, t = batch.unbind(dim=1)
+        if table.lazy and batch.device.type == "cpu":
+            # Fuse each entity of the step once (a tenth to a fifth of
+            # the rows repeat). Not on a GPU: unique() waits for the device.
+            table.restrict(torch.cat([h, t, *(neg.shared for neg in groups
+                                              if neg.shared is not None)]))
+        # One gather (one [N, d] gradient in backward) for both sides.
+        head, tail = table.fused(torch.stack([h, t])).unbind(0)
+        rel = model.relations(r)
+        pos = model.scorer(head, rel, tail)
+        loss = pos.new_zeros(())
+        for neg in groups:
+            scores = model.score_negatives(head, rel, tail, neg, table)
+            if neg.name:                    # the mean over negatives that count
+                self._track(neg.name, scores.detach().mean() if neg.weight is None
+                            else (scores.detach() * neg.weight).sum()
+                            / neg.weight.sum().clamp_min(1e-12))
+            neg_weight = neg.weight
+            if neg.guard:
+                keep = (scores.detach() < pos.detach().unsqueeze(1)).float()
+                neg_weight = keep if neg_weight is None else neg_weight * keep
+            loss = loss + neg.loss_weight * self.loss(
+                pos, scores, neg.margin_factor, neg_weight)
+        return loss, [head, rel, tail]
 
     def _track(self, name: str, value: Tensor | float) -> None:
         self._sums[name] = self._sums.get(name, 0.0) + value

@@ -43,7 +43,8 @@ def test_db15k_duplicates_and_leakage(tmp_path, monkeypatch):
         DB15K(tmp_path)
     report = quality_report(DB15K(tmp_path)[0])
     assert report["valid"] == {"rows": 9904, "distinct": 7481,
-                               "duplicates": 2423, "in_train": 6584}
+                               "duplicates": 2423, "in_train": 6584,
+                               "unseen_entities": 3}
 
 
 def test_default_root_from_environment(tmp_path, monkeypatch):

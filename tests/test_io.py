@@ -3,8 +3,8 @@ import warnings
 import pytest
 import torch
 
-from dhns_geo.data import (read_kg, read_openke, read_tsv, split_triples,
-                           to_hetero_data)
+from dhns_geo.data import (quality_report, read_kg, read_openke, read_tsv,
+                           split_triples, to_hetero_data)
 from dhns_geo.errors import DataFormatError, DataQualityWarning
 
 
@@ -69,12 +69,29 @@ def test_tsv_with_names(tmp_path):
     assert kg.splits["test"].tolist() == [[2, 0, 0]]
 
 
-def test_tsv_unknown_name(tmp_path):
+def test_tsv_vocabulary_spans_the_three_splits(tmp_path):
+    """As FB15k-237 needs: valid/test entities and relations unseen in train
+    get ids after train's, in order of first appearance."""
+    folder = write_tsv(tmp_path / "kg", [("a", "likes", "b")],
+                       [("a", "likes", "c")], [("d", "hates", "a")])
+    kg = read_tsv(folder)
+    assert kg.entity_names == ["a", "b", "c", "d"]
+    assert kg.relation_names == ["likes", "hates"]
+    assert kg.splits["test"].tolist() == [[3, 1, 0]]
+    report = quality_report(to_hetero_data(kg))
+    assert report["valid"]["unseen_entities"] == 1
+    assert report["test"]["unseen_entities"] == 1
+
+
+def test_tsv_unknown_name_with_declared_vocabulary(tmp_path):
     folder = write_tsv(tmp_path / "kg", [("a", "likes", "b")],
                        [("a", "likes", "b")], [("a", "hates", "b")])
+    (folder / "entities.txt").write_text("a\nb\n")
+    (folder / "relations.txt").write_text("likes\n")
     with pytest.raises(DataFormatError) as info:
         read_tsv(folder)
-    assert info.value.line == 1 and "unknown relation 'hates'" in str(info.value)
+    assert info.value.line == 1
+    assert "unknown relation 'hates' (not in relations.txt)" in str(info.value)
     assert info.value.path.endswith("test.tsv")
 
 

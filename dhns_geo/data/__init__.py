@@ -2,7 +2,8 @@
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.data.io import KnowledgeGraph, read_kg, read_openke, read_tsv
-from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, all_triples,
+from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, add_reciprocals,
+                                all_triples,
                                 attach_features, modality_features,
                                 num_entities, num_relations, quality_report,
                                 split_triples, to_hetero_data,
@@ -10,7 +11,7 @@ from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, all_triples,
 
 __all__ = [
     "FilterIndex", "KnowledgeGraph", "read_kg", "read_openke", "read_tsv",
-    "EDGE_TYPE", "ENTITY", "MODALITIES", "all_triples", "attach_features",
+    "EDGE_TYPE", "ENTITY", "MODALITIES", "add_reciprocals", "all_triples", "attach_features",
     "modality_features", "num_entities", "num_relations", "quality_report",
     "split_triples", "to_hetero_data", "unseen_triples", "build_filter_index",
 ]

@@ -9,8 +9,10 @@ Two formats are supported:
 * **TSV with names**: ``train.tsv``, ``valid.tsv``, ``test.tsv`` (``.txt`` is
   accepted too), one ``head<TAB>relation<TAB>tail`` triple per line. The
   vocabulary comes from optional ``entities.txt`` / ``relations.txt`` files
-  (one name per line, the line order gives the id) or else from the training
-  split.
+  (one name per line, the line order gives the id; a name outside them is an
+  error) or else from the three splits, in order of first appearance in
+  train, valid, test (as PyG, PyKEEN and the RotatE code build it: FB15k-237
+  has valid and test entities that never occur in train).
 
 Every problem is reported as a :class:`~dhns_geo.errors.DataFormatError` that
 names the file, the line and what is wrong.
@@ -201,10 +203,11 @@ def read_tsv(folder: str | Path) -> KnowledgeGraph:
     if ent_vocab is None or rel_vocab is None:
         ents: dict[str, int] = {}
         rels: dict[str, int] = {}
-        for _, h, r, t in raw["train"]:
-            ents.setdefault(h, len(ents))
-            rels.setdefault(r, len(rels))
-            ents.setdefault(t, len(ents))
+        for split in SPLITS:
+            for _, h, r, t in raw[split]:
+                ents.setdefault(h, len(ents))
+                rels.setdefault(r, len(rels))
+                ents.setdefault(t, len(ents))
         ent_vocab = ent_vocab if ent_vocab is not None else ents
         rel_vocab = rel_vocab if rel_vocab is not None else rels
 
@@ -216,10 +219,10 @@ def read_tsv(folder: str | Path) -> KnowledgeGraph:
                                       (r, rel_vocab, "relation"),
                                       (t, ent_vocab, "entity")):
                 if name not in vocab:
+                    vocab_file = ent_file if what == "entity" else rel_file
                     raise DataFormatError(
-                        paths[split], f"unknown {what} {name!r} (not in the "
-                        f"vocabulary{'' if split == 'train' else ' built from the training split'})",
-                        lineno)
+                        paths[split], f"unknown {what} {name!r} (not in "
+                        f"{vocab_file.name})", lineno)
             ids.append((ent_vocab[h], rel_vocab[r], ent_vocab[t]))
         splits[split] = torch.tensor(ids, dtype=torch.long)
     return KnowledgeGraph(len(ent_vocab), len(rel_vocab), splits,

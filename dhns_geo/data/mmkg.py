@@ -93,6 +93,15 @@ def unseen_triples(data: HeteroData, split: str) -> Tensor:
     return torch.unique(triples[~torch.isin(key(triples), key(train))], dim=0)
 
 
+def add_reciprocals(triples: Tensor, num_relations: int) -> Tensor:
+    """``[n, 3]`` triples followed by their reciprocals ``(t, r + R, h)``,
+    ``[2n, 3]``: a model with reciprocal relations learns ``(?, r, t)`` as
+    ``(t, r + R, ?)``."""
+    inverse = triples[:, [2, 1, 0]]
+    inverse[:, 1] += num_relations
+    return torch.cat([triples, inverse])
+
+
 def all_triples(data: HeteroData) -> Tensor:
     """All known true triples (train, valid, test), ``[n, 3]``."""
     return torch.cat([split_triples(data, s) for s in SPLITS], dim=0)
@@ -139,18 +148,25 @@ def modality_features(data: HeteroData) -> dict[str, tuple[Tensor, Tensor]]:
 
 
 def quality_report(data: HeteroData) -> dict:
-    """Counts rows, distinct triples, duplicates and split leakage.
+    """Counts rows, distinct triples, duplicates, split leakage and entities
+    that training never sees.
 
     Returns:
-        ``{split: {"rows", "distinct", "duplicates", "in_train"}}`` where
-        ``in_train`` counts distinct triples of valid/test that occur in train.
+        ``{split: {"rows", "distinct", "duplicates", "in_train",
+        "unseen_entities"}}`` where ``in_train`` counts distinct triples of
+        valid/test that occur in train and ``unseen_entities`` the distinct
+        entities of valid/test that occur in no train triple (their
+        embeddings keep their initial values).
     """
     n, r = num_entities(data), num_relations(data)
 
     def keys(t: Tensor) -> Tensor:
         return torch.unique((t[:, 0] * r + t[:, 1]) * n + t[:, 2])
 
-    train_keys = keys(split_triples(data, "train"))
+    train = split_triples(data, "train")
+    train_keys = keys(train)
+    seen = torch.zeros(n, dtype=torch.bool)
+    seen[train[:, [0, 2]].reshape(-1)] = True
     report = {}
     for split in SPLITS:
         triples = split_triples(data, split)
@@ -159,6 +175,8 @@ def quality_report(data: HeteroData) -> dict:
                  "duplicates": triples.size(0) - k.numel()}
         if split != "train":
             entry["in_train"] = int(torch.isin(k, train_keys).sum())
+            entities = torch.unique(triples[:, [0, 2]])
+            entry["unseen_entities"] = int((~seen[entities]).sum())
         report[split] = entry
     return report
 

@@ -83,6 +83,9 @@ class KGCModel(nn.Module):
         encoder: An optional :class:`RGCNEncoder` of structural embeddings.
         edge_index: ``[2, E]`` training graph, needed with an encoder.
         edge_type: ``[E]`` relation ids, needed with an encoder.
+        reciprocal: Learn a reciprocal relation ``r + R`` for each ``r``
+            (Lacroix et al., 2018): a head query ``(?, r, t)`` is answered
+            as the tail query ``(t, r + R, ?)`` (see :meth:`query`).
     """
 
     def __init__(self, num_entities: int, num_relations: int, dim: int,
@@ -90,7 +93,8 @@ class KGCModel(nn.Module):
                  features: Mapping[str, tuple[Tensor, Tensor]] | None = None,
                  encoder: RGCNEncoder | None = None,
                  edge_index: Tensor | None = None,
-                 edge_type: Tensor | None = None) -> None:
+                 edge_type: Tensor | None = None,
+                 reciprocal: bool = False) -> None:
         super().__init__()
         if scorer.complex and dim % 2:
             raise ValueError(f"{type(scorer).__name__} needs an even dim, "
@@ -99,7 +103,9 @@ class KGCModel(nn.Module):
             num_entities, num_relations, dim)
         self.entities = MultimodalEntityEmbedding(num_entities, dim, features)
         self.fusion = ModalityFusion(dim)
-        self.relations = nn.Embedding(num_relations, scorer.relation_dim(dim))
+        self.reciprocal = reciprocal
+        self.relations = nn.Embedding(num_relations * (2 if reciprocal else 1),
+                                      scorer.relation_dim(dim))
         scorer.init_relations(self.relations.weight.data)
         self.scorer = scorer
         self.encoder = encoder
@@ -167,15 +173,23 @@ class KGCModel(nn.Module):
             queries, table.fused(), torch.where(flag, negatives.head,
                                                 negatives.tail), flag.long())
 
+    def query(self, known: Tensor, relation: Tensor, side: str) -> Tensor:
+        """Queries ``[*, d]`` for the missing ``side`` of ``known`` ``[*, d]``
+        embeddings and ``relation`` ids ``[*]`` in ``[0, R)``; a reciprocal
+        model answers ``(?, r, t)`` as ``(t, r + R, ?)``."""
+        if self.reciprocal and side == "head":
+            return self.scorer.compose(
+                known, self.relations(relation + self.num_relations), "tail")
+        return self.scorer.compose(known, self.relations(relation), side)
+
     @torch.no_grad()
     def score_all_fn(self) -> Callable[[Tensor, Tensor, str], Tensor]:
         """A ``score_fn(known [B], relation [B], side) -> [B, N]`` for the
         evaluator; the entity table is computed once."""
         entities = self.encode().fused()
-        scorer, relations = self.scorer, self.relations
 
         def score_fn(known: Tensor, relation: Tensor, side: str) -> Tensor:
-            query = scorer.compose(entities[known], relations(relation), side)
-            return scorer.match_all(query, entities)
+            return self.scorer.match_all(
+                self.query(entities[known], relation, side), entities)
 
         return score_fn

@@ -97,9 +97,10 @@ class Scorer(nn.Module):
         ``[B, K, d]`` tensor of candidates; other norms gather them.
         """
         if self.distance and self.p != 2:
-            candidates = F.embedding(index, table).unsqueeze(2)   # [B, K, 1, d]
-            scores = self.match(query.unsqueeze(1), candidates)   # [B, K, Q]
-            return scores.gather(-1, which.unsqueeze(-1)).squeeze(-1)
+            candidates = F.embedding(index, table)                # [B, K, d]
+            queries = query.gather(1, which.unsqueeze(-1).expand(
+                *which.shape, query.size(-1)))                    # [B, K, d]
+            return self.match(queries, candidates)
         dots = gathered_dots(table, query, index, which)
         if not self.distance:
             return dots
@@ -150,11 +151,22 @@ class ComplEx(Scorer):
 
 
 class RotatE(Scorer):
-    r"""RotatE: :math:`-\|h \circ r - t\|_2` with :math:`|r_i| = 1`
-    (Sun et al., 2019). The relation is stored as ``d / 2`` phases."""
+    r"""RotatE: :math:`-\|h \circ r - t\|` with :math:`|r_i| = 1`
+    (Sun et al., 2019). The relation is stored as ``d / 2`` phases.
+
+    Args:
+        p: The norm over the ``d / 2`` complex differences' moduli. ``2``
+            (default) is the Euclidean norm of the real vector (``cdist``);
+            ``1`` sums the moduli, as the authors' code does (the published
+            RotatE rows); ranking then works in chunks of candidates.
+    """
 
     distance = True
     complex = True
+
+    def __init__(self, p: float = 2.0) -> None:
+        super().__init__()
+        self.p = float(p)
 
     def relation_dim(self, dim: int) -> int:
         return dim // 2
@@ -167,17 +179,41 @@ class RotatE(Scorer):
         rotation = torch.cat([torch.cos(r), torch.sin(r)], dim=-1)
         return _complex_mul(e, rotation, conj_b=(side == "head"))
 
+    def match(self, query: Tensor, candidate: Tensor) -> Tensor:
+        if self.p == 2:
+            return super().match(query, candidate)
+        diff = query - candidate
+        re, im = _split(diff * diff)
+        moduli = (re + im).clamp_min(1e-12).sqrt()       # [..., d / 2]
+        if self.p == 1:
+            return -moduli.sum(dim=-1)
+        return -torch.linalg.vector_norm(moduli, ord=self.p, dim=-1)
+
+    def match_all(self, query: Tensor, candidates: Tensor,
+                  chunk_elements: int = 2 ** 22) -> Tensor:
+        if self.p == 2:
+            return super().match_all(query, candidates)
+        # [B, chunk, d] differences, chunk chosen to bound their memory.
+        chunk = max(1, chunk_elements // max(1, query.numel()))
+        return torch.cat([self.match(query.unsqueeze(1), part.unsqueeze(0))
+                          for part in candidates.split(chunk)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
 
 SCORERS: dict[str, type[Scorer]] = {
     "transe": TransE, "distmult": DistMult, "complex": ComplEx,
     "rotate": RotatE}
 
 
-def make_scorer(name: str, p: float = 1.0) -> Scorer:
+def make_scorer(name: str, p: float = 1.0, rotate_p: float = 2.0) -> Scorer:
     """A scorer by name (``transe``, ``distmult``, ``complex``, ``rotate``);
-    ``p`` is the norm of TransE."""
+    ``p`` is the norm of TransE, ``rotate_p`` RotatE's."""
     key = name.lower()
     if key not in SCORERS:
         raise DHNSError(f"unknown scorer {name!r}; choose from "
                          f"{', '.join(SCORERS)}")
-    return TransE(p) if key == "transe" else SCORERS[key]()
+    if key == "transe":
+        return TransE(p)
+    return RotatE(rotate_p) if key == "rotate" else SCORERS[key]()
