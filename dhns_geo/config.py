@@ -73,6 +73,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 0.02
     lr_half_life: int = 0             # steps; 0: constant learning rate
+    lr_drop_at: int = 0               # steps; from then on lr / 10 (0: never)
     lr_plateau_factor: float = 0.5    # lr x this after an evaluation without gain; 1: never
     lr_plateau_patience: int = 1      # ... after every this many in a row
     device: str = "auto"
@@ -154,6 +155,7 @@ RULES: dict[str, Rule] = {
     "optimizer": choice(*OPTIMIZERS),
     "epochs": integer(1), "batch_size": integer(1),
     "lr": number(0, above=True), "lr_half_life": integer(0),
+    "lr_drop_at": integer(0),
     "lr_plateau_factor": fraction_rule, "lr_plateau_patience": integer(1),
     "device": device_rule,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,

@@ -142,7 +142,8 @@ class Trainer:
         0-dim tensor on the device, so that the host never waits for the
         device (a CUDA graph can capture it, see ``benchmarks/gpu_step.py``;
         a captured step keeps the learning rate it was captured with, so the
-        schedules ``lr_half_life`` and ``lr_plateau_factor`` need eager steps).
+        schedules ``lr_half_life``, ``lr_drop_at`` and ``lr_plateau_factor``
+        need eager steps).
         """
         model, config, dist = self.model, self.config, self.dist
         one_vs_all = config.training == "1vsall"
@@ -174,8 +175,10 @@ class Trainer:
         weight = batch.size(0) / total
         (loss * weight * dist.world_size).backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
-        if config.lr_half_life or self.lr_scale != 1.0:
+        if config.lr_half_life or config.lr_drop_at or self.lr_scale != 1.0:
             decay = 0.5 ** (self.steps / config.lr_half_life) if config.lr_half_life else 1.0
+            if config.lr_drop_at and self.steps >= config.lr_drop_at:
+                decay *= 0.1
             for group in self.optimizer.param_groups:
                 group["lr"] = config.lr * self.lr_scale * decay
         self.optimizer.step()
