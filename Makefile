@@ -6,17 +6,20 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test
+.PHONY: install demo test docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 install: $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,text]"
+	$(PY) -m pip install -q -e ".[test,text,docs]"
 
 demo: install
 	$(PY) examples/demo.py --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q
+
+docs: install
+	$(VENV)/bin/mkdocs build --strict

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session for issues 12 and 13, sized for a 10-minute call:
+# One GPU session sized for a 10-minute call:
 #   1. training throughput, eager against one CUDA graph per step, and the
 #      authors' preset's epoch time (benchmarks/gpu_step.py), alone on the GPU;
 #   2. the convergence protocol's learning-rate sweeps for self-adv (DB15K

@@ -1,4 +1,4 @@
-"""Training throughput on a GPU (issue 13): the library's eager step against
+"""Training throughput on a GPU: the library's eager step against
 the same step captured once as a CUDA graph and replayed for every batch.
 
 The eager step launches a few hundred small kernels from Python; at

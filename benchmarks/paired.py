@@ -1,4 +1,4 @@
-"""The convergence protocol's analysis (issue 12): plateau rule, seed-paired
+"""The convergence protocol's analysis: plateau rule, seed-paired
 differences to a baseline, and a paired bootstrap interval over test triples.
 
     # the epoch at which a run's valid MRR has stopped moving

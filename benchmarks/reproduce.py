@@ -71,7 +71,7 @@ ABLATIONS = {
     "dhns-hard": {**METHODS["dhns"], "dhns_level_weights": [0.0, 1.0, 1.0, 0.0, 0.0]},
     "dhns-easy": {**METHODS["dhns"], "dhns_level_weights": [0.0, 0.0, 0.0, 1.0, 1.0]},
     "dhns-flat": {**METHODS["dhns"], "dhns_margin_factors": [1.0] * 5},
-    # Issue 12: the authors' gradient flow (the diffusion loss trains the
+    # The authors' gradient flow (the diffusion loss trains the
     # model too), and their whole sampler.
     "dhns-model-grad": {**METHODS["dhns"], "dhns_generator_grad": "model"},
     "dhns-authors": {**METHODS["dhns"], "dhns_generator_grad": "model",
@@ -88,7 +88,7 @@ BUDGETS = {
     "cpu": {"dim": 256, "num_negatives": 64, "batch_size": 1024, "epochs": 12,
             "lr": 0.005, "shared_negatives": False, "eval_every": 1,
             "patience": 100, "lr_plateau_factor": 1.0},
-    # The convergence protocol (issue 12): the cpu budget with the learning
+    # The convergence protocol: the cpu budget with the learning
     # rate chosen on valid for self-adv and epochs where self-adv's valid
     # MRR has stopped moving (benchmarks/paired.py plateau); set both with
     # --lr and --epochs per dataset.

@@ -1,4 +1,4 @@
-"""Time to a good model (issue 13): training seconds and epochs until the
+"""Time to a good model: training seconds and epochs until the
 filtered valid MRR first reaches a threshold, for dhns-geo and for PyKEEN,
 each over a learning-rate sweep, on the same data and model.
 

@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from torch_geometric.data import (HeteroData, InMemoryDataset, download_url,
                                   extract_tar)
@@ -58,8 +59,9 @@ class OpenKEBenchmark(InMemoryDataset):
     url = ("https://raw.githubusercontent.com/ngl567/DHNS/" + DHNS_COMMIT +
            "/benchmarks/{name}/{file}")
 
-    def __init__(self, root: str | Path | None = None, transform=None,
-                 pre_transform=None, force_reload: bool = False,
+    def __init__(self, root: str | Path | None = None,
+                 transform: Callable | None = None,
+                 pre_transform: Callable | None = None, force_reload: bool = False,
                  trust_features: bool = False) -> None:
         root = Path(root).expanduser() if root is not None else default_root()
         self.trust_features = trust_features
@@ -140,8 +142,9 @@ class FB15k237(InMemoryDataset):
     url = ("https://github.com/TimDettmers/ConvE/raw/" + CONVE_COMMIT +
            "/FB15k-237.tar.gz")
 
-    def __init__(self, root: str | Path | None = None, transform=None,
-                 pre_transform=None, force_reload: bool = False,
+    def __init__(self, root: str | Path | None = None,
+                 transform: Callable | None = None,
+                 pre_transform: Callable | None = None, force_reload: bool = False,
                  trust_features: bool = False) -> None:
         root = Path(root).expanduser() if root is not None else default_root()
         super().__init__(str(root / self.name), transform, pre_transform,

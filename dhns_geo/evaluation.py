@@ -37,9 +37,10 @@ def filtered_ranks(scores: Tensor, target: Tensor, filter_row: Tensor,
     Args:
         scores: ``[B, N]`` scores (higher is more plausible).
         target: ``[B]`` the true entity of each row.
-        filter_row, filter_col: ``[P]`` entries ``(row, entity)`` to remove
+        filter_row: ``[P]`` rows of the entries ``(row, entity)`` to remove
             from the ranking (known true answers; the target may be among
             them).
+        filter_col: ``[P]`` entities of those entries.
 
     Returns:
         ``[B]`` float ranks, ``1`` is best; a non-finite true score ranks

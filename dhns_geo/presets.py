@@ -29,7 +29,7 @@ AUTHORS_DISTMULT: dict[str, Any] = {
     "lr_plateau_factor": 1.0,            # a constant rate
 }
 
-#: The defaults of 0.2, pinned (issue 13; benchmarks/results/defaults):
+#: The defaults of 0.2, pinned (benchmarks/results/defaults):
 #: 1024 negatives drawn once per batch and shared by its positives, chosen on
 #: valid over MKG-Y, MKG-W and DB15K against the 0.1 defaults and K 64 pools,
 #: at a constant learning rate (0.3 halves it after an evaluation without gain).

@@ -15,8 +15,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
 
 
 def load_script(name):
-    """A script of benchmarks/ as a module."""
-    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
+    """A script of benchmarks/ (or of its studies/) as a module."""
+    path = BENCH.parent / f"{name}.py"
+    if not path.is_file():
+        path = BENCH.parent / "studies" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

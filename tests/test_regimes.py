@@ -231,3 +231,21 @@ def test_fb15k237_counts_offline(tmp_path, monkeypatch):
         f.write("/m/a\t/r\t/m/b\n")
     with pytest.raises(Exception, match="valid.txt: sha256 differs"):
         FB15k237(root, force_reload=True)
+
+
+def test_lr_drop_at_divides_the_rate_by_ten_from_that_step(tmp_path):
+    config = TrainConfig(dataset=str(chain_folder(tmp_path)), dim=8, lr=0.04,
+                         lr_drop_at=3, batch_size=2, num_negatives=4,
+                         optimizer="adagrad", lr_plateau_factor=1.0)
+    trainer = Trainer.from_config(config, load_dataset(config.dataset),
+                                  torch.device("cpu"), **QUIET)
+    assert isinstance(trainer.optimizer, torch.optim.Adagrad)
+    seen = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+    trainer.optimizer.step = spy
+    trainer.train_epoch()                          # 9 triples, batch 2: 5 steps
+    assert seen == pytest.approx([0.04, 0.04, 0.04, 0.004, 0.004])

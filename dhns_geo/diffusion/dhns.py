@@ -34,7 +34,8 @@ class DiffHEG(nn.Module):
         num_modalities: ``M`` (structural, then feature modalities).
         dim: Embedding size ``d``.
         num_steps: Diffusion steps ``T``.
-        beta_start, beta_end: The linear beta schedule.
+        beta_start: First beta of the linear schedule.
+        beta_end: Last beta of the linear schedule.
         hidden: The denoiser's hidden width (default ``4 * dim``).
     """
 

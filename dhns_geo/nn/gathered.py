@@ -103,7 +103,7 @@ def gathered_dots(table: Tensor, query: Tensor, index: Tensor,
     r"""``out[b, k] = table[index[b, k]] . query[b, which[b, k]]``.
 
     On the CPU by :func:`gathered_dots_sparse` (about 3x faster there, see
-    ``benchmarks/gathered_dots.py``); on a GPU, where the ``[B, K, d]``
+    ``benchmarks/studies/gathered_dots.py``); on a GPU, where the ``[B, K, d]``
     gather is cheap and ``bmm`` beats the sparse kernels, by
     :func:`gathered_dots_dense`.
 

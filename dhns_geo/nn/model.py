@@ -143,9 +143,11 @@ class KGCModel(nn.Module):
         """Scores ``[B, K]`` of a group of negatives of ``B`` positives.
 
         Args:
-            head, tail: ``[B, d]`` embeddings of the positives.
+            head: ``[B, d]`` embeddings of the positives' heads.
             relation: ``[B, d_r]`` relation embeddings of the positives.
+            tail: ``[B, d]`` embeddings of the positives' tails.
             negatives: A :class:`~dhns_geo.sampling.Negatives` group.
+            table: The entity table of the step.
         """
         if negatives.shared is not None:
             candidates = table.fused(negatives.shared)              # [K, d]

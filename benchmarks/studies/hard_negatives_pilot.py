@@ -1,4 +1,4 @@
-"""Pilot (issue 12, step 3): real hard negatives added to the shared pool.
+"""Pilot: real hard negatives added to the shared pool.
 
 Two samplers wrap the 0.2 defaults (RotatE, a pool of ``K`` negatives shared
 by the batch, self-adversarial loss) and append ``L`` hard *real* entities to
@@ -12,7 +12,7 @@ each positive's pool, on the side it corrupts, in the same softmax:
 * ``mine``: the same without diffusion: the ``L`` non-answers the model
   scores highest (plain hard-negative mining, the control).
 
-    python benchmarks/hard_negatives_pilot.py --root DATA --mode snap --epochs 15 \
+    python benchmarks/studies/hard_negatives_pilot.py --root DATA --mode snap --epochs 15 \
         --out runs/pilot/MKG-Y-snap
 
 One thread; valid MRR every epoch; the curve goes to ``OUT/history.csv``.

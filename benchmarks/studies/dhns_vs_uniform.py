@@ -1,9 +1,9 @@
 """DHNS against uniform negatives with the same model, budget and seed:
 epoch time and filtered valid/test metrics, as a markdown table.
 
-    python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --dataset MKG-Y
-    python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --shares 1,0.25 --epochs 2
-    python benchmarks/dhns_vs_uniform.py --root DATA_ROOT --features auto \
+    python benchmarks/studies/dhns_vs_uniform.py --root DATA_ROOT --dataset MKG-Y
+    python benchmarks/studies/dhns_vs_uniform.py --root DATA_ROOT --shares 1,0.25 --epochs 2
+    python benchmarks/studies/dhns_vs_uniform.py --root DATA_ROOT --features auto \
         --num-negatives 1024 --shared-negatives --lr 0.02   # at the defaults
 
 ``--shares`` runs DHNS once per ``--dhns-share`` (the share of each batch

@@ -2,7 +2,7 @@
 scatter-add (:func:`gathered_dots_dense`) against SDDMM forward and sparse
 products backward (:func:`gathered_dots_sparse`), on the CPU or a GPU::
 
-    python benchmarks/gathered_dots.py [--device cuda] [--entities 15000 1000000]
+    python benchmarks/studies/gathered_dots.py [--device cuda] [--entities 15000 1000000]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ For each DHNS run folder and each hardness level, on positives of a split:
 
 Writes a markdown table and a PNG (one panel per measure)::
 
-    python benchmarks/dhns_hardness.py runs/ablation/MKG-Y-rotate-dhns-seed0 \\
+    python benchmarks/studies/dhns_hardness.py runs/ablation/MKG-Y-rotate-dhns-seed0 \\
         runs/ablation/MKG-Y-rotate-dhns-mu1-seed0 --out benchmarks/results/ablation/hardness
 """
 

@@ -1,10 +1,10 @@
-"""The defaults study (issue 13): candidate training settings against each
+"""The defaults study: candidate training settings against each
 other on MKG-Y, MKG-W and DB15K, RotatE, self-adversarial loss, 30 epochs,
 valid MRR every epoch (DB15K on its valid triples not in train).
 
-    python benchmarks/defaults_study.py --root DATA --configs D,F --seeds 0,1,2 \\
+    python benchmarks/studies/defaults_study.py --root DATA --configs D,F --seeds 0,1,2 \\
         --datasets MKG-Y,MKG-W
-    python benchmarks/defaults_study.py --root DATA --configs D,F --datasets DB15K
+    python benchmarks/studies/defaults_study.py --root DATA --configs D,F --datasets DB15K
 
 Trains the runs whose folder has no ``metrics.json`` yet (one after
 another; ``--runs`` holds them), then merges one row per run into
@@ -21,14 +21,16 @@ import argparse
 import csv
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import dhns_geo
 from dhns_geo.config import TrainConfig
 from dhns_geo.training import run_training
 
-import paired
-from reproduce import option_args
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # benchmarks/
+import paired  # noqa: E402
+from reproduce import option_args  # noqa: E402
 
 
 def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,

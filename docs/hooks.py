@@ -1,0 +1,17 @@
+"""MkDocs hook: the figures under ``benchmarks/results`` are served as
+``figures/...``, so result pages show the plots the benchmarks write
+without a copy of them in ``docs/``."""
+
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def on_files(files, config):
+    for path in sorted(RESULTS.rglob("*.png")):
+        relative = path.relative_to(RESULTS).as_posix()
+        files.append(File.generated(config, f"figures/{relative}",
+                                    abs_src_path=str(path)))
+    return files
