@@ -28,21 +28,13 @@ def default_root() -> Path:
                                Path.home() / ".cache" / "dhns-geo")).expanduser()
 
 
-class OpenKEBenchmark(InMemoryDataset):
-    r"""Base class of the OpenKE-format benchmarks of the DHNS paper.
-
-    Files live in ``<root>/<name>/raw``; when they are all there the download
-    is skipped, so the dataset works offline. Otherwise they are fetched from
-    the DHNS authors' repository (``benchmarks/<name>/``).
+class KGBenchmark(InMemoryDataset):
+    r"""Base class of the built-in benchmarks: one graph, read from
+    ``<root>/<name>/raw``; when the :attr:`raw_files` are all there the
+    download is skipped, so the dataset works offline.
 
     The single graph is a :class:`~torch_geometric.data.HeteroData` in the
     layout of :mod:`dhns_geo.data.mmkg`.
-
-    Modality features are taken from the raw folder when present: the
-    papers' ``<name>-visual.pth`` / ``<name>-textual.pth`` (checked against
-    their published sha256, see :mod:`dhns_geo.data.features`), else the
-    textual features written by ``dhns features text``. Adding or changing
-    a feature file makes the dataset re-process.
 
     Args:
         root: Root folder (default: :func:`default_root`).
@@ -55,9 +47,7 @@ class OpenKEBenchmark(InMemoryDataset):
 
     name: str = ""
     #: The files of ``raw/`` (all there: no download).
-    raw_files: tuple[str, ...] = OPENKE_FILES
-    url = ("https://raw.githubusercontent.com/ngl567/DHNS/" + DHNS_COMMIT +
-           "/benchmarks/{name}/{file}")
+    raw_files: tuple[str, ...] = ()
 
     def __init__(self, root: str | Path | None = None,
                  transform: Callable | None = None,
@@ -72,6 +62,22 @@ class OpenKEBenchmark(InMemoryDataset):
     @property
     def raw_file_names(self) -> list[str]:
         return list(self.raw_files)
+
+
+class OpenKEBenchmark(KGBenchmark):
+    r"""Base class of the OpenKE-format benchmarks of the DHNS paper, fetched
+    from the DHNS authors' repository (``benchmarks/<name>/``) when absent.
+
+    Modality features are taken from the raw folder when present: the
+    papers' ``<name>-visual.pth`` / ``<name>-textual.pth`` (checked against
+    their published sha256, see :mod:`dhns_geo.data.features`), else the
+    textual features written by ``dhns features text``. Adding or changing
+    a feature file makes the dataset re-process.
+    """
+
+    raw_files = OPENKE_FILES
+    url = ("https://raw.githubusercontent.com/ngl567/DHNS/" + DHNS_COMMIT +
+           "/benchmarks/{name}/{file}")
 
     @property
     def processed_file_names(self) -> list[str]:
@@ -123,7 +129,7 @@ FB15K237_SHA256 = {
 }
 
 
-class FB15k237(InMemoryDataset):
+class FB15k237(KGBenchmark):
     r"""FB15k-237 (Toutanova & Chen, 2015): 14,541 entities, 237 relations,
     272,115 / 17,535 / 20,466 train / valid / test triples, structure only.
 
@@ -134,26 +140,13 @@ class FB15k237(InMemoryDataset):
     vocabulary is built over the three splits (valid and test hold entities that
     never occur in train: 36 entities), as PyG, PyKEEN and the RotatE code build it.
 
-    Args: as :class:`OpenKEBenchmark` (there are no feature files to trust).
+    Args: as :class:`KGBenchmark` (there are no feature files to trust).
     """
 
     name = "FB15k-237"
     raw_files = tuple(FB15K237_SHA256)
     url = ("https://github.com/TimDettmers/ConvE/raw/" + CONVE_COMMIT +
            "/FB15k-237.tar.gz")
-
-    def __init__(self, root: str | Path | None = None,
-                 transform: Callable | None = None,
-                 pre_transform: Callable | None = None, force_reload: bool = False,
-                 trust_features: bool = False) -> None:
-        root = Path(root).expanduser() if root is not None else default_root()
-        super().__init__(str(root / self.name), transform, pre_transform,
-                         force_reload=force_reload)
-        self.load(self.processed_paths[0], data_cls=HeteroData)
-
-    @property
-    def raw_file_names(self) -> list[str]:
-        return list(self.raw_files)
 
     @property
     def processed_file_names(self) -> list[str]:

@@ -49,3 +49,16 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
         main(argv)
     out, err = capsys.readouterr()
     return info.value.code, out, err
+
+
+def record_lrs(trainer) -> list[float]:
+    """A list that receives the learning rate of each optimizer step of
+    ``trainer`` from now on."""
+    seen = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+    trainer.optimizer.step = spy
+    return seen

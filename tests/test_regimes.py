@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED, run_cli
+from conftest import SHARED, record_lrs, run_cli
 from dhns_geo.config import TrainConfig, build_sampler
 from dhns_geo.data import add_reciprocals, quality_report, split_triples
 from dhns_geo.datasets import FB15k237, load_dataset
@@ -240,12 +240,6 @@ def test_lr_drop_at_divides_the_rate_by_ten_from_that_step(tmp_path):
     trainer = Trainer.from_config(config, load_dataset(config.dataset),
                                   torch.device("cpu"), **QUIET)
     assert isinstance(trainer.optimizer, torch.optim.Adagrad)
-    seen = []
-    step = trainer.optimizer.step
-
-    def spy(*args, **kwargs):
-        seen.append(trainer.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-    trainer.optimizer.step = spy
+    seen = record_lrs(trainer)
     trainer.train_epoch()                          # 9 triples, batch 2: 5 steps
     assert seen == pytest.approx([0.04, 0.04, 0.04, 0.004, 0.004])

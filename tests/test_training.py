@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import place_raw
+from conftest import place_raw, record_lrs
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError
 from dhns_geo.training import load_run, run_training
@@ -59,13 +59,7 @@ def test_lr_half_life_halves_the_learning_rate_every_n_steps():
     data = ToyMMKG()[0]
     trainer = Trainer.from_config(small(lr=0.04, lr_half_life=4, batch_size=256),
                                   data, torch.device("cpu"), **QUIET)
-    seen = []
-    step = trainer.optimizer.step
-
-    def spy(*args, **kwargs):
-        seen.append(trainer.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-    trainer.optimizer.step = spy
+    seen = record_lrs(trainer)
     trainer.train_epoch()
     assert len(seen) == trainer.steps >= 8
     assert seen[:9] == pytest.approx([0.04 * 0.5 ** (i / 4) for i in range(9)])
