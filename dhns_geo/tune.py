@@ -30,10 +30,20 @@ KINDS = ("float", "int", "categorical")
 
 
 def default_space(config: TrainConfig) -> dict[str, dict]:
-    """A sensible space for ``config``'s scorer, loss and sampler."""
+    """A sensible space for ``config``'s scorer, loss and sampler (or, for
+    1-vs-all training, its regulariser and label smoothing)."""
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    dim = {"type": "categorical", "choices": [64, 128, 256]}
+    if config.training == "1vsall":         # no negatives, margin or temperature
+        space = {"lr": lr, "dim": dim,
+                 "label_smoothing": {"type": "float", "low": 0.0, "high": 0.3}}
+        if config.regularizer != "none":
+            space["reg_weight"] = {"type": "float", "low": 1e-3, "high": 1e-1,
+                                   "log": True}
+        return space
     space: dict[str, dict] = {
-        "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-        "dim": {"type": "categorical", "choices": [64, 128, 256]},
+        "lr": lr,
+        "dim": dim,
         # A pool shared by the batch wants more negatives than a positive's own.
         "num_negatives": {"type": "categorical",
                           "choices": ([256, 512, 1024, 2048] if config.shared_negatives

@@ -151,3 +151,15 @@ def test_tensorboard_event_file(tmp_path, capsys):
     history = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
     logged = [e.value for e in events.Scalars("train/loss")]
     assert logged == pytest.approx([float(h["loss"]) for h in history])
+
+
+def test_default_space_of_1vsall_holds_only_options_it_uses():
+    from dhns_geo.tune import default_space
+    base = TrainConfig(training="1vsall", scorer="complex", regularizer="n3",
+                       reg_weight=0.05)
+    space = default_space(base)
+    assert set(space) == {"lr", "dim", "label_smoothing", "reg_weight"}
+    for name, spec in space.items():       # every corner is a valid config
+        for value in spec.get("choices", [spec.get("low"), spec.get("high")]):
+            TrainConfig(**{**base.to_dict(), name: value})
+    assert "reg_weight" not in default_space(TrainConfig(training="1vsall"))
