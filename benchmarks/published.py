@@ -7,8 +7,9 @@ the multimodal benchmarks' state of the art.
 For each finished run folder (``dhns train`` output) it writes a row of
 ``runs.csv`` (the exact ``dhns train`` command, valid and test metrics, epoch
 time, features), ``curves.csv`` (valid MRR per evaluated epoch) and
-``curves.png``, and ``table.md``: each dataset's best run on valid beside the
-published rows with their sources.
+``curves.png``, and ``table.md``: for each dataset and model (scorer and
+training regime) the best run on valid, beside the published rows with their
+sources.
 """
 
 from __future__ import annotations
@@ -81,9 +82,12 @@ def table(rows: list[dict]) -> str:
         for _, model, mrr, h1, h10, source in (p for p in PUBLISHED if p[0] == dataset):
             lines.append(f"| {dataset} | {model} (published) | {fmt(mrr)} | {fmt(h1)} "
                          f"| {fmt(h10)} | {source} |")
-        mine = [r for r in rows if r["dataset"] == dataset]
-        if mine:
-            best = max(mine, key=lambda r: r["valid_mrr"])
+        models = dict.fromkeys((r["scorer"], r["training"]) for r in rows
+                               if r["dataset"] == dataset)
+        for model in models:                  # the best run of each on valid
+            best = max((r for r in rows if r["dataset"] == dataset
+                        and (r["scorer"], r["training"]) == model),
+                       key=lambda r: r["valid_mrr"])
             lines.append(
                 f"| {dataset} | **dhns-geo** {best['scorer']}, {best['training']}, dim "
                 f"{best['dim']} | **{best['test_mrr']:.3f}** | {best['test_hits@1']:.3f} "

@@ -37,7 +37,7 @@ def test_check_db15k_reports_duplicates_and_leakage(tmp_path, capsys):
                        capsys)
     assert code == 0
     valid = next(line for line in out.splitlines() if line.startswith("valid"))
-    assert valid.split() == ["valid", "9904", "7481", "2423", "6584"]
+    assert valid.split() == ["valid", "9904", "7481", "2423", "6584", "3"]
 
 
 def test_check_toy_reports_coverage(capsys):
