@@ -96,5 +96,5 @@ PRESETS: dict[str, dict[str, Any]] = {"authors-distmult": AUTHORS_DISTMULT,
                                       "complex-n3-mkg-w": {**COMPLEX_N3_MMKG, "dataset": "MKG-W",
                                                            "epochs": 10},
                                       "complex-n3-db15k": {**COMPLEX_N3_MMKG, "dataset": "DB15K",
-                                                           "epochs": 6,
+                                                           "epochs": 12,
                                                            "select_on": "valid-unseen"}}
