@@ -291,14 +291,13 @@ def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
     triples would tell training which corruptions are true there."""
     n, r = num_entities(data), num_relations(data)
     train = training_triples(config, data)
+    relations = 2 * r if config.reciprocal else r
+    index = FilterIndex(train, n, relations) if config.filter_negatives else None
     if config.reciprocal:                      # tails of triples and reciprocals
-        index = FilterIndex(train, n, 2 * r) if config.filter_negatives else None
-        return CorruptionSampler(n, config.num_negatives, torch.zeros(2 * r),
+        return CorruptionSampler(n, config.num_negatives, torch.zeros(relations),
                                  index, shared=config.shared_negatives)
-    index = FilterIndex(train, n, r) if config.filter_negatives else None
     if config.sampler == "bernoulli":
-        return BernoulliSampler(n, split_triples(data, "train"), r,
-                                config.num_negatives, index,
+        return BernoulliSampler(n, train, r, config.num_negatives, index,
                                 shared=config.shared_negatives)
     base = UniformSampler(n, r, config.num_negatives, index,
                           shared=config.shared_negatives)

@@ -10,20 +10,21 @@ SHARED = Path(os.environ.get("DHNS_SHARED",
                              Path(__file__).resolve().parents[2] / "shared"))
 
 
-def shared_dataset(name: str) -> Path:
+def shared_dataset(name: str, files=OPENKE_FILES) -> Path:
     path = SHARED / "datasets" / name
-    if not all((path / f).is_file() for f in OPENKE_FILES):
+    if not all((path / f).is_file() for f in files):
         pytest.skip(f"benchmark files of {name} not found in {path} "
                     "(../shared/datasets is absent)")
     return path
 
 
-def place_raw(name: str, root: Path) -> Path:
-    """Copies the shared raw files of ``name`` to ``root/<name>/raw``."""
+def place_raw(name: str, root: Path, files=OPENKE_FILES) -> Path:
+    """Copies the shared raw ``files`` of ``name`` to ``root/<name>/raw``."""
+    source = shared_dataset(name, files)
     raw = root / name / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for f in OPENKE_FILES:
-        shutil.copy(shared_dataset(name) / f, raw / f)
+    for f in files:
+        shutil.copy(source / f, raw / f)
     return root
 
 

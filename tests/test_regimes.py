@@ -2,13 +2,12 @@
 the FB15k-237 loader."""
 
 import math
-import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED, record_lrs, run_cli
+from conftest import place_raw, record_lrs, run_cli
 from dhns_geo.config import TrainConfig, build_sampler
 from dhns_geo.data import add_reciprocals, quality_report, split_triples
 from dhns_geo.datasets import FB15k237, load_dataset
@@ -203,19 +202,8 @@ def test_cli_trains_1vsall_with_reciprocals(tmp_path, capsys):
     assert "test metrics" in out
 
 
-def fb15k237_root(tmp_path):
-    source = SHARED / "datasets" / "FB15k-237"
-    if not all((source / f).is_file() for f in ("train.txt", "valid.txt", "test.txt")):
-        pytest.skip(f"FB15k-237 not found in {source} (../shared/datasets is absent)")
-    raw = tmp_path / "FB15k-237" / "raw"
-    raw.mkdir(parents=True)
-    for f in ("train.txt", "valid.txt", "test.txt"):
-        shutil.copy(source / f, raw / f)
-    return tmp_path
-
-
 def test_fb15k237_counts_offline(tmp_path, monkeypatch):
-    root = fb15k237_root(tmp_path)
+    root = place_raw("FB15k-237", tmp_path, FB15k237.raw_files)
     monkeypatch.setattr("dhns_geo.datasets.benchmarks.download_url",
                         lambda *a, **k: pytest.fail("must not download"))
     data = FB15k237(root)[0]
