@@ -66,6 +66,7 @@ def train(
     lr_plateau_factor: Optional[float] = _opt("Multiply the learning rate by this after each evaluation that does not improve on the best (default 0.5; 1: never).", "--lr-plateau-factor"),
     lr_plateau_patience: Optional[int] = _opt("Apply --lr-plateau-factor only after this many evaluations in a row without gain, and again after each further this many (default 1: after every one). Steadies the rate when a small or noisy selection split is evaluated often.", "--lr-plateau-patience"),
     device: Optional[str] = _opt("auto, cpu or cuda (default auto).", "--device"),
+    shard_entities: Optional[bool] = typer.Option(None, "--shard-entities/--no-shard-entities", help="Under torchrun: shard the structural entity table row-wise over the ranks (TorchRec; the [distributed] extra), each rank keeping about N/W rows and their optimizer state; needs --optimizer adagrad on CPUs (default off)."),
     seed: Optional[int] = _opt("Random seed (default 0).", "--seed"),
     eval_every: Optional[int] = _opt("Evaluate on valid every N epochs (default 5).", "--eval-every"),
     select_on: Optional[str] = _opt("Triples that choose the best epoch: valid (default) or valid-unseen (valid triples not in train; DB15K's valid split is mostly train triples).", "--select-on"),

@@ -77,6 +77,7 @@ class TrainConfig:
     lr_plateau_factor: float = 0.5    # lr x this after an evaluation without gain; 1: never
     lr_plateau_patience: int = 1      # ... after every this many in a row
     device: str = "auto"
+    shard_entities: bool = False      # entity rows sharded over torchrun ranks (TorchRec)
     seed: int = 0
     deterministic: bool = True        # torch deterministic algorithms
     eval_every: int = 5
@@ -157,7 +158,7 @@ RULES: dict[str, Rule] = {
     "lr": number(0, above=True), "lr_half_life": integer(0),
     "lr_drop_at": integer(0),
     "lr_plateau_factor": fraction_rule, "lr_plateau_patience": integer(1),
-    "device": device_rule,
+    "device": device_rule, "shard_entities": flag,
     "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
     "eval_every": integer(1), "patience": integer(1),
     "select_on": choice("valid", "valid-unseen"),
@@ -218,6 +219,13 @@ def validate_config(config: "TrainConfig") -> None:
         raise OptionError("sampler", config.sampler, "uniform with reciprocal "
                           "(each negative then corrupts the tail of a triple "
                           "or of its reciprocal)")
+    if config.shard_entities:
+        for name, needed in (("encoder", "none"), ("training", "negatives"),
+                             ("dhns_generator_grad", "detached")):
+            if getattr(config, name) != needed:
+                raise OptionError(name, getattr(config, name), f"{needed} with "
+                                  "shard_entities (it needs every entity's row "
+                                  "on each rank)")
     if config.positive_weight != 1.0 and config.loss == "margin":
         raise OptionError("positive_weight", config.positive_weight,
                           "used only with loss softplus or self-adversarial")
@@ -266,10 +274,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(config: TrainConfig, data: HeteroData) -> KGCModel:
-    """The KGC model of ``config`` for ``data`` (initialised from the seed)."""
+def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
+                device: torch.device | None = None) -> KGCModel:
+    """The KGC model of ``config`` for ``data`` (initialised from the seed).
+
+    With ``shard_entities`` and the job's ``dist`` context, its structural
+    table is a :class:`~dhns_geo.sharding.ShardedEntities` on ``device``
+    (initialised as one process would); without ``dist`` the whole table
+    is built (one machine reading a sharded run).
+    """
     torch.manual_seed(config.seed)
     n, r = num_entities(data), num_relations(data)
+    structural = None
+    if config.shard_entities and dist is not None:
+        from dhns_geo.sharding import ShardedEntities
+        structural = ShardedEntities(n, config.dim, config.optimizer, config.lr,
+                                     dist, device or torch.device("cpu"))
     features = modality_features(data) if config.features == "auto" else {}
     encoder = None
     if config.encoder == "rgcn":
@@ -280,7 +300,7 @@ def build_model(config: TrainConfig, data: HeteroData) -> KGCModel:
         return KGCModel(n, r, config.dim, make_scorer(config.scorer,
                                                       config.p_norm, config.rotate_p),
                         features, encoder, store.edge_index, store.edge_type,
-                        reciprocal=config.reciprocal)
+                        reciprocal=config.reciprocal, structural=structural)
     except ValueError as exc:
         raise DHNSError(str(exc)) from None
 

@@ -82,19 +82,24 @@ class DistContext:
             dist.barrier()
 
 
-def launched_by_torchrun() -> bool:
-    """Whether this process is one of several started by ``torchrun``."""
+def launched_by_torchrun(alone: bool = False) -> bool:
+    """Whether this process is one of several started by ``torchrun`` (with
+    ``alone``: or the only one)."""
+    if alone and "TORCHELASTIC_RUN_ID" in os.environ:
+        return True
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
-    """Joins the ``torchrun`` job (``gloo`` on the CPU, ``nccl`` on CUDA).
+def init_distributed(device: torch.device, alone: bool = False
+                     ) -> tuple[DistContext, torch.device]:
+    """Joins the ``torchrun`` job (``gloo`` on the CPU, ``nccl`` on CUDA);
+    with ``alone``, a job of one process too.
 
     Returns:
         The context, and the device of this rank (``cuda:LOCAL_RANK`` on
         GPUs).
     """
-    if not launched_by_torchrun():
+    if not launched_by_torchrun(alone):
         return DistContext(), device
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -12,6 +12,9 @@ Files of a run folder::
     ranks.pt       the best model's filtered ranks per valid/test triple,
                    {"valid": {"head": [n], "tail": [n]}, "test": ...}
     .lock          held by the one process that writes the folder
+    shards/        with a sharded entity table (``shard_entities``): each
+                   rank's rows, model-R-of-W.pt (best), last-R-of-W.pt
+                   (with their optimizer state and epoch), last.prev-R-of-W.pt
 
 Safety:
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -207,6 +211,40 @@ def load_resume_state(run_dir: Path, device: torch.device | str | None,
         log(f"warning: {exc}; resuming from {previous.name} (epoch "
             f"{state['loop']['epoch']})")
         return state
+
+
+SHARD_NAME = re.compile(r"^(?P<name>[a-z.]+)-(?P<rank>\d+)-of-(?P<world>\d+)\.pt$")
+
+
+def shard_path(run_dir: Path, name: str, rank: int, world_size: int) -> Path:
+    """``run_dir/shards/{name}-{rank}-of-{W}.pt``: rank ``rank``'s rows of
+    checkpoint ``name`` (``model``, ``last`` or ``last.prev``) of a run with
+    a sharded entity table."""
+    return Path(run_dir) / "shards" / f"{name}-{rank}-of-{world_size}.pt"
+
+
+def load_shards(run_dir: Path, name: str, device: torch.device | str | None = None
+                ) -> list[dict[str, Any]]:
+    """The shard files of checkpoint ``name``, one per rank of the job that
+    wrote them.
+
+    Raises:
+        CheckpointError: when a rank's file is missing or damaged, or files
+            of two job sizes are mixed.
+    """
+    folder = Path(run_dir) / "shards"
+    found: dict[int, tuple[int, Path]] = {}
+    for path in sorted(folder.glob(f"{name}-*-of-*.pt")):
+        match = SHARD_NAME.match(path.name)
+        if match and match["name"] == name:
+            found[int(match["rank"])] = (int(match["world"]), path)
+    sizes = {w for w, _ in found.values()}
+    if not found or len(sizes) != 1 or sorted(found) != list(range(sizes.pop())):
+        raise CheckpointError(
+            f"{folder}: expected a {name}-RANK-of-W.pt file from every rank, "
+            f"found {sorted(p.name for _, p in found.values()) or 'none'}")
+    return [load_checkpoint(found[r][1], device, required="rows")
+            for r in sorted(found)]
 
 
 def read_json(path: Path) -> Any:

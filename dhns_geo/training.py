@@ -38,17 +38,21 @@ from dhns_geo.distributed import (DistContext, init_distributed,
                                   is_main_process, launched_by_torchrun,
                                   shutdown_distributed)
 from dhns_geo.errors import DHNSError, OptionError
-from dhns_geo.evaluation import evaluate_link_prediction
+from dhns_geo.evaluation import evaluate_link_prediction, evaluate_ranks
 from dhns_geo.losses import KGELoss, regularization
 from dhns_geo.nn import KGCModel
 from dhns_geo.onevsall import one_vs_all_loss
-from dhns_geo.run_folder import (RunLock, atomic_save, atomic_write_text,
-                                 check_run_data, load_checkpoint,
-                                 load_resume_state, read_run_config,
+from dhns_geo.run_folder import (CheckpointError, RunLock, atomic_save,
+                                 atomic_write_text, check_run_data,
+                                 load_checkpoint, load_resume_state,
+                                 load_shards, read_run_config,
                                  remove_stale_temporaries, run_facts,
-                                 save_keeping_previous, write_run_config)
+                                 save_keeping_previous, shard_path,
+                                 write_run_config)
 from dhns_geo.nn.model import EntityTable
 from dhns_geo.sampling import NegativeSampler, Negatives
+from dhns_geo.sharding import (ShardedEntities, ShardedEntityTable,
+                               full_table, sharded_rank_fn)
 
 HISTORY_FIELDS = ["epoch", "loss", "triples_per_s", "seconds", "valid_mrr"]
 
@@ -88,6 +92,9 @@ class Trainer:
             # debugging aid that deterministic mode turns on; ~3 % of a step).
             torch.utils.deterministic.fill_uninitialized_memory = False
         self.model = model.to(device)
+        structural = model.entities.structural
+        #: The sharded structural table (``shard_entities``), else ``None``.
+        self.sharded = structural if isinstance(structural, ShardedEntities) else None
         self.sampler = sampler.to(device)
         self.loss = loss
         self.data = data
@@ -124,8 +131,11 @@ class Trainer:
         """The trainer of ``config``: its model, sampler and loss, built by
         the factories of :mod:`dhns_geo.config` (``kwargs`` go to
         :class:`Trainer`)."""
-        return cls(build_model(config, data), build_sampler(config, data),
-                   build_loss(config), data, config, device, **kwargs)
+        dist = kwargs.get("dist")
+        model = build_model(config, data, dist if config.shard_entities else None,
+                            device)
+        return cls(model, build_sampler(config, data), build_loss(config), data,
+                   config, device, **kwargs)
 
     # -- one epoch ---------------------------------------------------------
     def train_step(self, batch: Tensor) -> float:
@@ -148,7 +158,8 @@ class Trainer:
         model, config, dist = self.model, self.config, self.dist
         one_vs_all = config.training == "1vsall"
         self.optimizer.zero_grad(set_to_none=True)
-        table = model.encode(lazy=config.shared_negatives and not one_vs_all)
+        table = (ShardedEntityTable(model, self.sharded, batch) if self.sharded
+                 else model.encode(lazy=config.shared_negatives and not one_vs_all))
         groups = [] if one_vs_all else self.sampler.sample(
             batch, model, table, self.generator)
         for name, value in self.sampler.step_stats().items():
@@ -160,6 +171,8 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         if batch.size(0) == 0:                  # a last batch smaller than the job
             loss = sum(p.sum() for p in params) * 0.0
+            if self.sharded:                    # the step's lookup is a collective
+                table.restrict(batch.new_zeros(0))
         else:
             if one_vs_all:
                 loss, factors = one_vs_all_loss(model, table, batch,
@@ -173,17 +186,30 @@ class Trainer:
         # Weighted by the share's size, the ranks' mean gradient is the
         # gradient of the whole batch's mean loss.
         weight = batch.size(0) / total
-        (loss * weight * dist.world_size).backward()
+        self._set_lr()                  # before backward: the table's update is in it
+        scaled = loss * weight * dist.world_size
+        if self.sharded:
+            scaled = scaled + table.anchor()
+        scaled.backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
-        if config.lr_half_life or config.lr_drop_at or self.lr_scale != 1.0:
-            decay = 0.5 ** (self.steps / config.lr_half_life) if config.lr_half_life else 1.0
-            if config.lr_drop_at and self.steps >= config.lr_drop_at:
-                decay *= 0.1
-            for group in self.optimizer.param_groups:
-                group["lr"] = config.lr * self.lr_scale * decay
         self.optimizer.step()
         self.steps += 1
         return dist.sum(loss.detach() * weight)
+
+    def _set_lr(self) -> None:
+        """The learning rate of this step (``lr_half_life``, ``lr_drop_at``
+        and plateau factors)."""
+        config = self.config
+        if not (config.lr_half_life or config.lr_drop_at or self.lr_scale != 1.0):
+            return
+        decay = 0.5 ** (self.steps / config.lr_half_life) if config.lr_half_life else 1.0
+        if config.lr_drop_at and self.steps >= config.lr_drop_at:
+            decay *= 0.1
+        lr = config.lr * self.lr_scale * decay
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.sharded:
+            self.sharded.set_lr(lr)
 
     def _negatives_loss(self, batch: Tensor, table: EntityTable,
                         groups: list[Negatives]) -> tuple[Tensor, list[Tensor]]:
@@ -192,11 +218,12 @@ class Trainer:
         positives (the factors of a regulariser)."""
         model = self.model
         h, r, t = batch.unbind(dim=1)
-        if table.lazy and batch.device.type == "cpu":
+        if self.sharded or (table.lazy and batch.device.type == "cpu"):
             # Fuse each entity of the step once (a tenth to a fifth of
             # the rows repeat). Not on a GPU: unique() waits for the device.
-            table.restrict(torch.cat([h, t, *(neg.shared for neg in groups
-                                              if neg.shared is not None)]))
+            # A sharded table fetches these rows from their owners.
+            table.restrict(torch.cat([h, t, *(ids.reshape(-1) for neg in groups
+                                              for ids in neg.entity_ids())]))
         # One gather (one [N, d] gradient in backward) for both sides.
         head, tail = table.fused(torch.stack([h, t])).unbind(0)
         rel = model.relations(r)
@@ -243,7 +270,7 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}")
         bar.close()
         seconds = time.perf_counter() - start_time
-        bad = [name for name, p in self.model.named_parameters()
+        bad = [name for name, p in self._named_parameters()
                if not bool(torch.isfinite(p).all())]
         if bad:
             self._diverged(f"parameter {bad[0]} became non-finite", step)
@@ -251,6 +278,11 @@ class Trainer:
                             for name, total_ in self._sums.items()}
         return {"loss": total / num, "triples_per_s": num / seconds,
                 "seconds": seconds}
+
+    def _named_parameters(self) -> Iterable[tuple[str, Tensor]]:
+        yield from self.model.named_parameters()
+        if self.sharded:
+            yield "entities.structural (this rank's rows)", self.sharded.local_weight()
 
     def _diverged(self, what: str, step: int) -> None:
         raise TrainingDiverged(
@@ -266,6 +298,11 @@ class Trainer:
         triples) with the current model."""
         self.model.eval()
         triples = split_triples(self.data, split) if isinstance(split, str) else split
+        if self.sharded:
+            return evaluate_ranks(sharded_rank_fn(self.model, self.sharded),
+                                  triples, self.filter_index,
+                                  self.config.eval_batch_size, self.device,
+                                  return_ranks=return_ranks)
         return evaluate_link_prediction(
             self.model.score_all_fn(), triples, self.filter_index,
             self.config.eval_batch_size, self.device, dist=self.dist,
@@ -304,6 +341,35 @@ class Trainer:
                 "sampler": copy.deepcopy(self.sampler.state_dict()),
                 "epoch": self.epoch}
 
+    # -- the shards of a sharded entity table -------------------------------
+    def _save_shard(self, run_dir: Path, name: str, state: dict[str, Any]) -> None:
+        """Every rank writes its rows of checkpoint ``name``; returns when
+        all have (so that rank 0's checkpoint never precedes its shards)."""
+        rank, world = self.dist.rank, self.dist.world_size
+        path = shard_path(run_dir, name, rank, world)
+        path.parent.mkdir(exist_ok=True)
+        if name == "last":
+            save_keeping_previous(state, path,
+                                  shard_path(run_dir, "last.prev", rank, world))
+        else:
+            atomic_save(state, path)
+        self.dist.barrier()
+
+    def _resume_shards(self, run_dir: Path) -> None:
+        """Loads this rank's rows and their optimizer state from the shard
+        files of the epoch resumed (``last``, else ``last.prev`` when a
+        crash came between the shards and ``last.pt``)."""
+        for name in ("last", "last.prev"):
+            try:
+                shards = load_shards(run_dir, name, self.device)
+            except CheckpointError:
+                continue
+            if all(s["epoch"] == self.epoch for s in shards):
+                self.sharded.load_rows(shards)
+                return
+        raise CheckpointError(f"{run_dir / 'shards'}: no shard files of epoch "
+                              f"{self.epoch}, the epoch of last.pt")
+
     def _write_history(self, run_dir: Path) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, HISTORY_FIELDS)
@@ -339,6 +405,8 @@ class Trainer:
                 self.log("no epoch was finished before: starting from epoch 1")
             else:
                 self.load_state_dict(state)
+                if self.sharded:
+                    self._resume_shards(run_dir)
                 self.log(f"resumed after epoch {self.epoch}")
         stopped = self.bad_evals >= config.patience
         while self.epoch < config.epochs and not stopped:
@@ -354,8 +422,15 @@ class Trainer:
                 if mrr > self.best_mrr:
                     self.best_mrr, self.best_epoch, self.bad_evals = mrr, self.epoch, 0
                     self._best_state = self._best()
+                    if self.sharded:
+                        self._best_state["shard"] = self.sharded.state_dict(
+                            optimizer=False)
+                        if run_dir is not None:
+                            self._save_shard(run_dir, "model",
+                                             self._best_state["shard"])
                     if writes:
-                        atomic_save(self._best_state, run_dir / "model.pt")
+                        atomic_save({k: v for k, v in self._best_state.items()
+                                     if k != "shard"}, run_dir / "model.pt")
                 else:
                     self.bad_evals += 1
                     stopped = self.bad_evals >= config.patience
@@ -366,6 +441,9 @@ class Trainer:
                     if stopped:
                         line += f" (early stop: no gain in {config.patience} evaluations)"
             self.history.append(record)
+            if self.sharded and run_dir is not None:
+                self._save_shard(run_dir, "last", {**self.sharded.state_dict(),
+                                                   "epoch": self.epoch})
             if writes:
                 save_keeping_previous(self.state_dict(), run_dir / "last.pt",
                                       run_dir / "last.prev.pt")
@@ -379,9 +457,13 @@ class Trainer:
         best = self._best_state
         if best is None and run_dir is not None and (run_dir / "model.pt").is_file():
             best = load_checkpoint(run_dir / "model.pt", self.device)
+            if self.sharded:
+                self.sharded.load_rows(load_shards(run_dir, "model", self.device))
         if best is not None:
             self.model.load_state_dict(best["model"])
             self.sampler.load_state_dict(best["sampler"])
+            if "shard" in best:
+                self.sharded.load_rows([best["shard"]])
         metrics = {split: self.evaluate(split, return_ranks=True)
                    for split in (("valid", "test") if test else ("valid",))}
         ranks = {split: metrics[split].pop("ranks") for split in metrics}
@@ -451,11 +533,15 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
         write_run_config(config, data, run_dir)
     if log is not None and is_main_process():
         log(describe_sources(run_facts(config, data)["feature_sources"]))
-    owns_group = launched_by_torchrun() and not torch.distributed.is_initialized()
-    dist, device = init_distributed(device)
+    # A sharded table needs a process group, even of one torchrun process.
+    joins = launched_by_torchrun(alone=config.shard_entities)
+    owns_group = joins and not torch.distributed.is_initialized()
+    dist, device = init_distributed(device, alone=config.shard_entities)
     try:
-        if dist.enabled and dist.is_main and log is not None:
-            log(f"data parallel: {dist.world_size} ranks ({device.type})")
+        if joins and dist.is_main and log is not None:
+            log(f"entity table sharded over {dist.world_size} ranks, the rest "
+                f"data parallel ({device.type})" if config.shard_entities else
+                f"data parallel: {dist.world_size} ranks ({device.type})")
         trainer = Trainer.from_config(config, data, device, log=log,
                                       progress=progress, dist=dist)
         return trainer.fit(run_dir, resume=resume, callbacks=callbacks, test=test)
@@ -481,6 +567,9 @@ def load_run(run_dir: Path, device: str | None = None,
     dev = resolve_device(device or config.device)
     model = build_model(config, data).to(dev)
     checkpoint = load_checkpoint(path, dev)
+    if config.shard_entities:                  # the rows every rank wrote
+        checkpoint["model"]["entities.structural.weight"] = full_table(
+            load_shards(run_dir, path.stem, dev))
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return config, data, model, checkpoint

@@ -3,7 +3,7 @@ visual / textual features, fused by attention over available modalities."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -49,23 +49,31 @@ class ModalityFusion(nn.Module):
 class MultimodalEntityEmbedding(nn.Module):
     """Per-modality embeddings of entities.
 
-    Modality ``structural`` is a learned ``[N, d]`` table; every other
-    modality is a fixed ``[N, d_m]`` feature tensor (not saved in the state
-    dict) passed through a learned ``Linear(d_m, d)``.
+    Modality ``structural`` is a learned ``[N, d]`` table (Xavier-uniform
+    initialised); every other modality is a fixed ``[N, d_m]`` feature
+    tensor (not saved in the state dict) passed through a learned
+    ``Linear(d_m, d)``.
 
     Args:
         num_entities: ``N``.
         dim: Embedding size ``d``.
         features: ``{modality: ([N, d_m] features, [N] bool mask)}``.
+        structural: A table held elsewhere (the rows of a
+            :class:`~dhns_geo.sharding.ShardedEntities`, looked up by the
+            step and passed to :meth:`forward` as ``rows``); not a module
+            of this one.
     """
 
     def __init__(self, num_entities: int, dim: int,
-                 features: Mapping[str, tuple[Tensor, Tensor]] | None = None
-                 ) -> None:
+                 features: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+                 structural: Any = None) -> None:
         super().__init__()
         self.num_entities, self.dim = num_entities, dim
-        self.structural = nn.Embedding(num_entities, dim)
-        nn.init.xavier_uniform_(self.structural.weight)
+        if structural is None:
+            weight = torch.empty(num_entities, dim)
+            nn.init.xavier_uniform_(weight)
+            structural = nn.Embedding(num_entities, dim, _weight=weight)
+        self.structural = structural
         features = dict(features or {})
         self.feature_names = list(features)
         self.projections = nn.ModuleDict()
@@ -83,21 +91,26 @@ class MultimodalEntityEmbedding(nn.Module):
         return ["structural", *self.feature_names]
 
     def forward(self, index: Tensor | None = None,
-                structural: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                structural: Tensor | None = None,
+                rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Modality embeddings of entities.
 
         Args:
             index: ``[*]`` entity ids, or ``None`` for all ``N`` entities.
             structural: Optional ``[N, d]`` replacement of the structural
                 table (e.g. its R-GCN encoding).
+            rows: Optional ``[*, d]`` structural rows of ``index``, already
+                looked up (a table held elsewhere).
 
         Returns:
             ``([*, M, d] embeddings, [*, M] bool mask)``.
         """
-        table = self.structural.weight if structural is None else structural
-        rows = [table if index is None else F.embedding(index, table)]
-        masks = [torch.ones(rows[0].shape[:-1], dtype=torch.bool,
-                            device=table.device)]
+        if rows is None:
+            table = self.structural.weight if structural is None else structural
+            rows = table if index is None else F.embedding(index, table)
+        masks = [torch.ones(rows.shape[:-1], dtype=torch.bool,
+                            device=rows.device)]
+        rows = [rows]
         for name in self.feature_names:
             x, mask = getattr(self, f"{name}_x"), getattr(self, f"{name}_mask")
             if index is not None:

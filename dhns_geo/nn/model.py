@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,21 @@ from dhns_geo.nn.scorers import Scorer
 
 if TYPE_CHECKING:
     from dhns_geo.sampling.base import Negatives
+
+
+def positions(ids: Tensor, index: Tensor) -> Tensor:
+    """Positions ``[*]`` of the entity ids ``index`` ``[*]`` in the sorted
+    distinct ids ``ids`` ``[U]``.
+
+    Raises:
+        IndexError: when an id of ``index`` is not among ``ids``.
+    """
+    pos = torch.searchsorted(ids, index.contiguous())
+    if index.numel() and not bool(
+            (ids[pos.clamp(max=max(ids.numel() - 1, 0))] == index).all()):
+        raise IndexError("an entity id was looked up that the step did not "
+                         "fetch (restrict)")
+    return pos
 
 
 class EntityTable:
@@ -33,7 +48,7 @@ class EntityTable:
         self.structural = structural
         self.lazy = lazy
         self._fused: Tensor | None = None
-        self._rows: tuple[Tensor, Tensor] | None = None   # (position [N], rows [U, d])
+        self._rows: tuple[Tensor, Tensor] | None = None   # (ids [U], rows [U, d])
 
     def modalities(self, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``([*, M, d] embeddings, [*, M] mask)`` of entities ``index``."""
@@ -46,16 +61,13 @@ class EntityTable:
         backward) instead of fusing every requested row. Other ids must not
         be looked up afterwards (except all ``N``, with ``index=None``)."""
         ids = torch.unique(index)
-        position = torch.full((self.model.num_entities,), -1, dtype=torch.long,
-                              device=ids.device)
-        position[ids] = torch.arange(ids.numel(), device=ids.device)
-        self._rows = position, self.model.fusion(*self.modalities(ids))
+        self._rows = ids, self.model.fusion(*self.modalities(ids))
 
     def fused(self, index: Tensor | None = None) -> Tensor:
         """Fused ``[*, d]`` embeddings of ``index`` (all ``N`` if ``None``)."""
         if self._rows is not None and index is not None:
-            position, rows = self._rows
-            return F.embedding(position[index], rows)
+            ids, rows = self._rows
+            return F.embedding(positions(ids, index), rows)
         if self.lazy and index is not None and self._fused is None:
             return self.model.fusion(*self.modalities(index))
         if self._fused is None:
@@ -63,6 +75,15 @@ class EntityTable:
         # F.embedding's backward is about 30% faster than indexing's
         # deterministic index_put on the CPU for [B, K] negatives.
         return self._fused if index is None else F.embedding(index, self._fused)
+
+    def gatherable(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """A table ``[n, d]`` of fused rows and the positions ``[*]`` of the
+        entities ``index`` in it: the restricted rows (see :meth:`restrict`),
+        else all ``N``."""
+        if self._rows is not None:
+            ids, rows = self._rows
+            return rows, positions(ids, index)
+        return self.fused(), index
 
     def entity(self, x: Tensor) -> Tensor:
         """Embeddings of ``x``: entity ids ``[*]`` are looked up, float
@@ -86,6 +107,9 @@ class KGCModel(nn.Module):
         reciprocal: Learn a reciprocal relation ``r + R`` for each ``r``
             (Lacroix et al., 2018): a head query ``(?, r, t)`` is answered
             as the tail query ``(t, r + R, ?)`` (see :meth:`query`).
+        structural: A structural table held elsewhere (a
+            :class:`~dhns_geo.sharding.ShardedEntities`), see
+            :class:`MultimodalEntityEmbedding`.
     """
 
     def __init__(self, num_entities: int, num_relations: int, dim: int,
@@ -94,14 +118,15 @@ class KGCModel(nn.Module):
                  encoder: RGCNEncoder | None = None,
                  edge_index: Tensor | None = None,
                  edge_type: Tensor | None = None,
-                 reciprocal: bool = False) -> None:
+                 reciprocal: bool = False, structural: Any = None) -> None:
         super().__init__()
         if scorer.complex and dim % 2:
             raise ValueError(f"{type(scorer).__name__} needs an even dim, "
                              f"got {dim}")
         self.num_entities, self.num_relations, self.dim = (
             num_entities, num_relations, dim)
-        self.entities = MultimodalEntityEmbedding(num_entities, dim, features)
+        self.entities = MultimodalEntityEmbedding(num_entities, dim, features,
+                                                  structural)
         self.fusion = ModalityFusion(dim)
         self.reciprocal = reciprocal
         self.relations = nn.Embedding(num_relations * (2 if reciprocal else 1),
@@ -171,9 +196,9 @@ class KGCModel(nn.Module):
         flag = negatives.corrupted_head
         queries = torch.stack([self.scorer.compose(head, relation, "tail"),
                                self.scorer.compose(tail, relation, "head")], 1)
-        return self.scorer.match_rows(
-            queries, table.fused(), torch.where(flag, negatives.head,
-                                                negatives.tail), flag.long())
+        rows, index = table.gatherable(torch.where(flag, negatives.head,
+                                                   negatives.tail))
+        return self.scorer.match_rows(queries, rows, index, flag.long())
 
     def query(self, known: Tensor, relation: Tensor, side: str) -> Tensor:
         """Queries ``[*, d]`` for the missing ``side`` of ``known`` ``[*, d]``

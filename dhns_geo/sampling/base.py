@@ -61,6 +61,13 @@ class Negatives:
     shared: Tensor | None = None
     own: Tensor | None = None
 
+    def entity_ids(self) -> list[Tensor]:
+        """The entity-id tensors the group looks up (none for generated
+        embeddings): ``shared``, else ``head`` and ``tail``."""
+        if self.shared is not None:
+            return [self.shared]
+        return [x for x in (self.head, self.tail) if not x.is_floating_point()]
+
     def rows(self, index: slice) -> "Negatives":
         """The negatives of the positives ``index`` of the batch (per-row
         fields are sliced; scalars and ``[K]`` broadcasts are kept)."""
