@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+TORCHREC ?= torchrec==1.8.0
 PY := $(VENV)/bin/python
 
 .PHONY: install demo test docs
@@ -13,7 +14,8 @@ $(PY):
 
 install: $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,text,docs]"
+	$(PY) -m pip install -q -e ".[test,text,docs,distributed]"
+	$(PY) -m pip install -q --no-deps "$(TORCHREC)"
 
 demo: install
 	$(PY) examples/demo.py --out runs/demo-$$(date +%Y%m%d-%H%M%S)
