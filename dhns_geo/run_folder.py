@@ -247,6 +247,15 @@ def load_shards(run_dir: Path, name: str, device: torch.device | str | None = No
             for r in sorted(found)]
 
 
+def remove_other_shards(run_dir: Path, names: list[str], world_size: int) -> None:
+    """Removes the shard files of checkpoints ``names`` written by a job of
+    another size than ``world_size`` (a run resumed on more or fewer ranks)."""
+    for path in (Path(run_dir) / "shards").glob("*-of-*.pt"):
+        match = SHARD_NAME.match(path.name)
+        if match and match["name"] in names and int(match["world"]) != world_size:
+            path.unlink()
+
+
 def read_json(path: Path) -> Any:
     """Parses a JSON file of a run folder, with an error naming it."""
     try:

@@ -46,6 +46,7 @@ from dhns_geo.run_folder import (CheckpointError, RunLock, atomic_save,
                                  atomic_write_text, check_run_data,
                                  load_checkpoint, load_resume_state,
                                  load_shards, read_run_config,
+                                 remove_other_shards,
                                  remove_stale_temporaries, run_facts,
                                  save_keeping_previous, shard_path,
                                  write_run_config)
@@ -348,12 +349,16 @@ class Trainer:
         rank, world = self.dist.rank, self.dist.world_size
         path = shard_path(run_dir, name, rank, world)
         path.parent.mkdir(exist_ok=True)
+        previous = shard_path(run_dir, "last.prev", rank, world)
         if name == "last":
-            save_keeping_previous(state, path,
-                                  shard_path(run_dir, "last.prev", rank, world))
+            save_keeping_previous(state, path, previous)
         else:
             atomic_save(state, path)
         self.dist.barrier()
+        if self.dist.is_main:   # a job of another size (resumed on more or fewer ranks)
+            remove_other_shards(run_dir, [name] + (["last.prev"] if name == "last"
+                                                   and previous.exists() else []),
+                                world)
 
     def _resume_shards(self, run_dir: Path) -> None:
         """Loads this rank's rows and their optimizer state from the shard

@@ -93,11 +93,11 @@ def test_outside_torchrun_and_adam_on_cpu_are_refused(tmp_path):
         ShardedEntities(10, 4, "adam", 0.1, DistContext(), torch.device("cpu"))
 
 
-def _torchrun(tmp_path, out, *args):
+def _torchrun(tmp_path, out, *args, ranks=2):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "dhns_geo.cli",
+        [str(torchrun), "--standalone", f"--nproc-per-node={ranks}", "-m", "dhns_geo.cli",
          "train", *args, "--no-progress"] + (["--out", str(out)] if out else []),
         capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -147,11 +147,15 @@ def test_two_gloo_ranks_with_a_sharded_table_equal_one_process(tmp_path, extra, 
     assert code == 0, err
     assert json.loads(printed)["mrr"] == pytest.approx(sharded["test"]["mrr"], abs=1e-6)
     # Rewound to epoch 1 (as if stopped there), --resume trains epoch 2 again
-    # from the shards' rows and optimizer state, to the same model.
-    shutil.copy(out / "last.prev.pt", out / "last.pt")
-    for r in (0, 1):
-        shutil.copy(out / "shards" / f"last.prev-{r}-of-2.pt",
-                    out / "shards" / f"last-{r}-of-2.pt")
-    stdout = _torchrun(tmp_path, None, "--resume", str(out))
-    assert "resumed after epoch 1" in stdout
-    _assert_same_model(tmp_path / "single", out)
+    # from the shards' rows and optimizer state, to the same model: on the
+    # same 2 ranks, and on 1 (which reads its rows from both shards).
+    for ranks in (2, 1):
+        shutil.copy(out / "last.prev.pt", out / "last.pt")
+        for r in (0, 1):                      # the files of the 2-rank jobs
+            shutil.copy(out / "shards" / f"last.prev-{r}-of-2.pt",
+                        out / "shards" / f"last-{r}-of-2.pt")
+        stdout = _torchrun(tmp_path, None, "--resume", str(out), ranks=ranks)
+        assert "resumed after epoch 1" in stdout
+        _assert_same_model(tmp_path / "single", out)
+    names = {p.name for p in (out / "shards").iterdir()}
+    assert {n for n in names if n.startswith("last-")} == {"last-0-of-1.pt"}
