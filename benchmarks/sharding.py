@@ -52,9 +52,9 @@ def table_bytes(trainer) -> int:
     """Bytes of the entity table's parameters, gradient and optimizer state
     that this rank holds."""
     if trainer.sharded is not None:
-        state = trainer.sharded.state_dict()
-        return (state["rows"].numel()
-                + sum(v.numel() for v in state["optimizer"].values())) * 4
+        table = trainer.sharded
+        return (table.local_weight().numel()
+                + sum(v.numel() for v in table.optimizer_states().values())) * 4
     weight = trainer.model.entities.structural.weight
     held = weight.numel() + (weight.grad.numel() if weight.grad is not None else 0)
     held += sum(v.numel() for v in trainer.optimizer.state[weight].values()
@@ -63,7 +63,8 @@ def table_bytes(trainer) -> int:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """One rank of a job: trains and prints its figures as a JSON line."""
+    """One rank of a job: trains; rank 0 prints the ranks' figures as a
+    JSON line."""
     from dhns_geo.config import TrainConfig
     from dhns_geo.distributed import init_distributed
     from dhns_geo.training import Trainer
@@ -88,10 +89,16 @@ def worker(args: argparse.Namespace) -> None:
         trainer.train_step(batch)
     dist.barrier()
     seconds = (time.perf_counter() - start) / args.steps
-    print(json.dumps({"rank": dist.rank, "world_size": dist.world_size,
-                      "table_mib": table_bytes(trainer) / 2**20,
-                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "s_per_step": seconds}), flush=True)
+    mine = {"rank": dist.rank, "world_size": dist.world_size,
+            "table_mib": table_bytes(trainer) / 2**20,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "s_per_step": seconds}
+    ranks = [mine]
+    if torch.distributed.is_initialized():           # rank 0 prints the job's
+        ranks = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(ranks, mine)
+    if dist.is_main:
+        print(json.dumps(ranks), flush=True)
 
 
 def run_job(mode: str, world: int, args: argparse.Namespace) -> list[dict]:
@@ -110,8 +117,8 @@ def run_job(mode: str, world: int, args: argparse.Namespace) -> list[dict]:
                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if done.returncode != 0:
         raise SystemExit(f"{mode} W={world} failed:\n{done.stderr[-3000:]}")
-    return [json.loads(line) for line in done.stdout.splitlines()
-            if line.startswith("{")]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("[{")]
+    return json.loads(line)
 
 
 def main() -> None:

@@ -162,7 +162,9 @@ class ShardedEntities:
                             device=self.device)
         return self.permutation.entities(rows)
 
-    def _optimizer_states(self) -> dict[str, Tensor]:
+    def optimizer_states(self) -> dict[str, Tensor]:
+        """The optimizer state of this rank's rows, by name (Adagrad:
+        ``momentum1``, the ``[n_local, d]`` sums of squared gradients)."""
         state = self.module.fused_optimizer.state_dict()["state"]
         (states,) = state.values()
         return {name.split(".", 1)[1]: value.local_shards()[0].tensor
@@ -208,7 +210,7 @@ class ShardedEntities:
                  "permutation": [self.permutation.a, self.permutation.b]}
         if optimizer:
             state["optimizer"] = {name: value.clone().cpu() for name, value
-                                  in self._optimizer_states().items()}
+                                  in self.optimizer_states().items()}
         return state
 
     @torch.no_grad()
@@ -218,7 +220,7 @@ class ShardedEntities:
         stop = self.offset + self.num_local
         self.local_weight().copy_(gather_rows(shards, "rows", self.offset, stop))
         if all("optimizer" in s for s in shards):
-            for name, value in self._optimizer_states().items():
+            for name, value in self.optimizer_states().items():
                 value.copy_(gather_rows(shards, ("optimizer", name), self.offset, stop))
 
 

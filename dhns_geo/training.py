@@ -271,19 +271,18 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}")
         bar.close()
         seconds = time.perf_counter() - start_time
-        bad = [name for name, p in self._named_parameters()
+        bad = [name for name, p in self.model.named_parameters()
                if not bool(torch.isfinite(p).all())]
+        if self.sharded:                # every rank learns of any rank's rows
+            broken = (~torch.isfinite(self.sharded.local_weight()).all()).float()
+            if float(self.dist.sum(broken)) > 0:
+                bad.append("entities.structural (sharded rows)")
         if bad:
             self._diverged(f"parameter {bad[0]} became non-finite", step)
         self.epoch_stats = {name: float(total_) / self._counts[name]
                             for name, total_ in self._sums.items()}
         return {"loss": total / num, "triples_per_s": num / seconds,
                 "seconds": seconds}
-
-    def _named_parameters(self) -> Iterable[tuple[str, Tensor]]:
-        yield from self.model.named_parameters()
-        if self.sharded:
-            yield "entities.structural (this rank's rows)", self.sharded.local_weight()
 
     def _diverged(self, what: str, step: int) -> None:
         raise TrainingDiverged(
