@@ -23,6 +23,7 @@ the same total batch trains the same model as one process.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -117,7 +118,7 @@ class ShardedEntities:
         import torch.distributed as tdist
         if not tdist.is_initialized():
             raise DHNSError("--shard-entities runs in a torchrun job, e.g. "
-                            "torchrun --nproc_per_node 2 -m dhns_geo.cli.main "
+                            "torchrun --nproc-per-node=2 -m dhns_geo.cli "
                             "train --shard-entities --optimizer adagrad ...")
         tr = _import_engine()
         self.num_entities, self.dim, self.dist = num_entities, dim, dist
@@ -136,7 +137,8 @@ class ShardedEntities:
                                           kwargs)
         plan = tr["construct_module_sharding_plan"](
             collection, per_param_sharding={"entity": tr["row_wise"]()},
-            local_size=dist.world_size, world_size=dist.world_size,
+            local_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)),
+            world_size=dist.world_size,
             device_type=device.type)
         with torch.random.fork_rng(devices=[]):   # its own init draws nothing of ours
             self.module = tr["DistributedModelParallel"](
