@@ -219,6 +219,11 @@ class ShardedEntities:
     def load_rows(self, shards: list[dict[str, Any]]) -> None:
         """Loads this rank's rows (and optimizer state, where the shards
         have it) from the shard files of a job of any size."""
+        for shard in shards:
+            if (shard["num_entities"], shard["dim"]) != (self.num_entities, self.dim):
+                raise DHNSError(
+                    f"shard of {shard['num_entities']} x {shard['dim']} rows, the "
+                    f"model has {self.num_entities} x {self.dim}")
         stop = self.offset + self.num_local
         self.local_weight().copy_(gather_rows(shards, "rows", self.offset, stop))
         if all("optimizer" in s for s in shards):
