@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -71,7 +72,7 @@ class RowPermutation:
         return ((rows - self.b) % self.n * self.a_inv) % self.n
 
 
-def _import_engine() -> dict[str, Any]:
+def _import_engine() -> SimpleNamespace:
     try:
         from torchrec.distributed.embedding import EmbeddingCollectionSharder
         from torchrec.distributed.model_parallel import DistributedModelParallel
@@ -86,7 +87,14 @@ def _import_engine() -> dict[str, Any]:
     except ImportError as exc:
         raise DHNSError(f"--shard-entities needs TorchRec ({exc}): {INSTALL}"
                         ) from None
-    return dict(locals())
+    return SimpleNamespace(
+        EmbeddingCollectionSharder=EmbeddingCollectionSharder,
+        DistributedModelParallel=DistributedModelParallel,
+        construct_module_sharding_plan=construct_module_sharding_plan,
+        row_wise=row_wise, ShardingEnv=ShardingEnv, ShardingPlan=ShardingPlan,
+        EmbeddingConfig=EmbeddingConfig, EmbeddingCollection=EmbeddingCollection,
+        apply_optimizer_in_backward=apply_optimizer_in_backward,
+        KeyedJaggedTensor=KeyedJaggedTensor)
 
 
 class ShardedEntities:
@@ -124,8 +132,8 @@ class ShardedEntities:
         self.num_entities, self.dim, self.dist = num_entities, dim, dist
         self.device = device
         self.permutation = RowPermutation(num_entities)
-        self._kjt = tr["KeyedJaggedTensor"]
-        collection = tr["EmbeddingCollection"](tables=[tr["EmbeddingConfig"](
+        self._kjt = tr.KeyedJaggedTensor
+        collection = tr.EmbeddingCollection(tables=[tr.EmbeddingConfig(
             name="entity", embedding_dim=dim, num_embeddings=num_entities,
             feature_names=["entity"])], device=torch.device("meta"))
         if optimizer == "adagrad":
@@ -133,18 +141,18 @@ class ShardedEntities:
             engine_opt, kwargs = torch.optim.Adagrad, {"lr": lr, "eps": 1e-10}
         else:
             engine_opt, kwargs = torch.optim.Adam, {"lr": lr}
-        tr["apply_optimizer_in_backward"](engine_opt, collection.parameters(),
+        tr.apply_optimizer_in_backward(engine_opt, collection.parameters(),
                                           kwargs)
-        plan = tr["construct_module_sharding_plan"](
-            collection, per_param_sharding={"entity": tr["row_wise"]()},
+        plan = tr.construct_module_sharding_plan(
+            collection, per_param_sharding={"entity": tr.row_wise()},
             local_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)),
             world_size=dist.world_size,
             device_type=device.type)
         with torch.random.fork_rng(devices=[]):   # its own init draws nothing of ours
-            self.module = tr["DistributedModelParallel"](
-                collection, env=tr["ShardingEnv"].from_process_group(tdist.group.WORLD),
-                plan=tr["ShardingPlan"]({"": plan}), device=device,
-                sharders=[tr["EmbeddingCollectionSharder"]()])
+            self.module = tr.DistributedModelParallel(
+                collection, env=tr.ShardingEnv.from_process_group(tdist.group.WORLD),
+                plan=tr.ShardingPlan({"": plan}), device=device,
+                sharders=[tr.EmbeddingCollectionSharder()])
         (shard,) = self._weight().local_shards()
         self.offset = int(shard.metadata.shard_offsets[0])
         self.num_local = int(shard.metadata.shard_sizes[0])
