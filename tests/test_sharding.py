@@ -146,6 +146,16 @@ def test_two_gloo_ranks_with_a_sharded_table_equal_one_process(tmp_path, extra, 
     code, printed, err = run_cli(["eval", str(out), "--json"], capsys)
     assert code == 0, err
     assert json.loads(printed)["mrr"] == pytest.approx(sharded["test"]["mrr"], abs=1e-6)
+    # ... and predicts what the one-process run predicts.
+    top = {}
+    for run in (tmp_path / "single", out):
+        code, printed, err = run_cli(["predict", str(run), "--head", "0", "--relation",
+                                      "0", "--top", "5", "--json"], capsys)
+        assert code == 0, err
+        top[run] = json.loads(printed)
+    assert [r["id"] for r in top[out]] == [r["id"] for r in top[tmp_path / "single"]]
+    for a, b in zip(top[out], top[tmp_path / "single"]):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
     # Rewound to epoch 1 (as if stopped there), --resume trains epoch 2 again
     # from the shards' rows and optimizer state, to the same model: on the
     # same 2 ranks, and on 1 (which reads its rows from both shards).
