@@ -93,6 +93,14 @@ def test_outside_torchrun_and_adam_on_cpu_are_refused(tmp_path):
         ShardedEntities(10, 4, "adam", 0.1, DistContext(), torch.device("cpu"))
 
 
+def test_a_missing_engine_names_the_install(monkeypatch):
+    from dhns_geo.sharding import _import_engine
+    for name in [m for m in sys.modules if m.split(".")[0] == "torchrec"] + ["torchrec"]:
+        monkeypatch.setitem(sys.modules, name, None)       # as if not installed
+    with pytest.raises(DHNSError, match=r"needs TorchRec .*--no-deps torchrec==1\.8\.0"):
+        _import_engine()
+
+
 def _torchrun(tmp_path, out, *args, ranks=2):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
