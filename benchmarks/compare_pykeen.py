@@ -28,7 +28,8 @@ def run_ours(dataset: str, root: str, epochs: int) -> dict:
     import torch
 
     from dhns_geo.config import TrainConfig
-    from dhns_geo.training import Trainer, load_dataset_for
+    from dhns_geo.training import Trainer
+    from dhns_geo.runs import load_dataset_for
 
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=LR,

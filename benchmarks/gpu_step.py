@@ -32,7 +32,8 @@ import torch
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.presets import PRESETS
-from dhns_geo.training import Trainer, load_dataset_for
+from dhns_geo.training import Trainer
+from dhns_geo.runs import load_dataset_for
 
 BASE = {"scorer": "rotate", "dim": 256, "num_negatives": 64, "batch_size": 1024,
         "lr": 0.05, "shared_negatives": False, "deterministic": False}

@@ -42,7 +42,7 @@ from typing import Any, Iterator
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.run_folder import read_run_config
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 METHODS = {
     "uniform": {"sampler": "uniform", "loss": "softplus"},

@@ -47,7 +47,8 @@ def ours(dataset: str, root: str, lr: float, size: int
 
     from dhns_geo.config import TrainConfig
     from dhns_geo.data import split_triples
-    from dhns_geo.training import Trainer, load_dataset_for
+    from dhns_geo.training import Trainer
+    from dhns_geo.runs import load_dataset_for
     cfg = TrainConfig(dataset=dataset, root=root, scorer="rotate", dim=DIM,
                       num_negatives=NEGATIVES, batch_size=BATCH, lr=lr,
                       margin=MARGIN, loss="self-adversarial", features="none",

@@ -12,12 +12,13 @@ import typer
 
 from dhns_geo.cli.main import app
 from dhns_geo.cli.options import comma_list
-from dhns_geo.config import build_sampler
+from dhns_geo.build import build_dhns_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
                                 train_generator)
 from dhns_geo.errors import OptionError
-from dhns_geo.training import load_run
+from dhns_geo.runs import load_run
+from dhns_geo.training import objective_state
 from dhns_geo.validation import (check, choice, device_rule, integer,
                                  optional)
 
@@ -62,17 +63,18 @@ def sample_negatives(
     for p in model.parameters():
         p.requires_grad_(False)
     filter_index = build_filter_index(data).to(dev)
-    dhns_config = config if config.sampler == "dhns" else type(config)(
-        **{**config.to_dict(), "sampler": "dhns"})
-    sampler = build_sampler(dhns_config, data).to(dev)
+    # The run's DHNS options (their defaults for a run trained without DHNS).
+    sampler = build_dhns_sampler(config, data).to(dev)
     generator = torch.Generator(device=dev).manual_seed(seed)
     show = sys.stderr.isatty() if progress is None else progress
-    if config.sampler == "dhns":
-        sampler.load_state_dict(checkpoint["sampler"])
+    trained = config.training == "negatives" and config.sampler == "dhns"
+    if trained:
+        sampler.load_state_dict(objective_state(checkpoint))
     else:
-        typer.echo(f"run trained with --sampler {config.sampler}: training the "
-                   f"DHNS generator on the frozen model ({generator_epochs} epochs)",
-                   err=True)
+        how = ("1-vs-all" if config.training == "1vsall"
+               else f"--sampler {config.sampler}")
+        typer.echo(f"run trained with {how}: training the DHNS generator on "
+                   f"the frozen model ({generator_epochs} epochs)", err=True)
         train_generator(sampler, model, split_triples(data, "train").to(dev),
                         generator_epochs, config.batch_size, generator, show)
     positives = split_triples(data, split).to(dev)

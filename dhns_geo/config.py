@@ -1,32 +1,34 @@
-"""Training configuration and the factories that build a run from it.
+"""The training configuration: one declaration per option.
 
-A run folder's ``config.json`` holds a :class:`TrainConfig` and is enough to
-rebuild the model (:func:`build_model`), its sampler and its loss.
+Each field of :class:`TrainConfig` is declared once, with :func:`option`:
+its default, its help text, the rule its values obey and the options it is
+used only with. From these declarations come the config's validation
+(:func:`validate_config`), the options of ``dhns train`` and their help
+(:mod:`dhns_geo.cli.train_commands`) and the command line of a config
+(:func:`command_line`). A run folder's ``config.json`` holds a
+:class:`TrainConfig`; :mod:`dhns_geo.build` rebuilds the run from it.
+
+This module imports nothing heavy: reading a ``config.json`` loads no model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import torch
-from torch_geometric.data import HeteroData
-
-from dhns_geo.data import (EDGE_TYPE, FilterIndex, modality_features,
-                           num_entities, num_relations, split_triples)
 from dhns_geo.errors import DHNSError, OptionError
-from dhns_geo.data import add_reciprocals
-from dhns_geo.losses import LOSSES, REGULARIZERS, KGELoss
-from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
-from dhns_geo.nn.scorers import SCORERS
-from dhns_geo.sampling import (BernoulliSampler, CorruptionSampler,
-                               NegativeSampler, UniformSampler)
 from dhns_geo.validation import (Rule, check, choice, device_rule, flag, integer,
                                  number, number_list, optional, text)
 
+SCORERS = ("transe", "distmult", "complex", "rotate")
+#: Scorers whose entity vectors hold complex numbers (an even ``dim``).
+COMPLEX_SCORERS = ("complex", "rotate")
+LOSSES = ("margin", "softplus", "self-adversarial")
+REGULARIZERS = ("none", "l2", "l3", "n3")
 SAMPLERS = ("uniform", "bernoulli", "dhns")
 TRAININGS = ("negatives", "1vsall")
 OPTIMIZERS = ("adam", "adagrad")
@@ -34,73 +36,126 @@ ENCODERS = ("none", "rgcn")
 GENERATOR_GRADS = ("detached", "model")
 
 
+@dataclass(frozen=True)
+class Option:
+    """The declaration of one option (see :func:`option`)."""
+
+    help: str
+    rule: Rule
+    only_with: Mapping[str, tuple] = field(default_factory=dict)
+    why: str = ""
+    short: str | None = None
+    items: type | None = None
+    show_default: bool = True
+
+
+def option(default: Any, help: str, rule: Rule, *,
+           only_with: Mapping[str, Any] | None = None, why: str = "",
+           short: str | None = None, items: type | None = None,
+           show_default: bool = True) -> Any:
+    """A field of :class:`TrainConfig` and everything said of it.
+
+    Args:
+        default: The default value (a list is copied per config).
+        help: What the option does (``dhns train --help``; the default is
+            appended from ``default``).
+        rule: The values it takes (:mod:`dhns_geo.validation`).
+        only_with: ``{other option: value or tuple of values}``: a value
+            other than the default is refused unless each other option has
+            one of those values.
+        why: Said after "used only with ..." when ``only_with`` refuses.
+        short: A one-letter flag beside ``--name`` (e.g. ``-k``).
+        items: For a list option, the type of its comma-separated items.
+        show_default: Append the default to the help text.
+    """
+    needs = {k: v if isinstance(v, tuple) else (v,)
+             for k, v in (only_with or {}).items()}
+    meta = {"option": Option(help, rule, needs, why, short, items, show_default)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def fraction_rule(value: Any) -> str | None:
+    ok = number(0, above=True)(value) is None and value <= 1
+    return None if ok else "a number above 0 and at most 1"
+
+
+def fraction_or_zero(value: Any) -> str | None:
+    ok = number(0)(value) is None and value < 1
+    return None if ok else "a number from 0 to below 1"
+
+
+SAMPLED = {"training": "negatives"}
+SAMPLED_WHY = " (1vsall scores every entity)"
+DHNS = {"sampler": "dhns"}
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run."""
 
     # data
-    dataset: str = "toy"
-    root: str | None = None
-    features: str = "auto"            # auto: the dataset's; none: structure only
-    visual: str | None = None         # a user's [N, d] visual feature file
-    textual: str | None = None        # a user's [N, d] textual feature file
-    trust_features: bool = False      # accept paper files with another hash
+    dataset: str = option("toy", "DB15K, MKG-W, MKG-Y, FB15k-237, toy, or a KG folder.", text)
+    root: str | None = option(None, "Dataset root (unset: $DHNS_DATA or ~/.cache/dhns-geo).", optional(text), show_default=False)
+    features: str = option("auto", "auto (the dataset's modality features) or none.", choice("auto", "none"))
+    visual: str | None = option(None, "Visual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", optional(text), show_default=False)
+    textual: str | None = option(None, "Textual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", optional(text), show_default=False)
+    trust_features: bool = option(False, "Use paper feature files whose sha256 differs from the published one.", flag)
     # model
-    scorer: str = "rotate"
-    p_norm: float = 1.0               # TransE norm
-    rotate_p: float = 2.0             # RotatE norm over moduli (1: the authors' code)
-    dim: int = 256
-    encoder: str = "none"             # none | rgcn
-    rgcn_layers: int = 1
-    rgcn_bases: int = 4
-    reciprocal: bool = False          # a relation r + R answers (?, r, t)
+    scorer: str = option("rotate", "transe, distmult, complex or rotate.", choice(*SCORERS))
+    p_norm: float = option(1.0, "Norm of TransE.", number(0, above=True), only_with={"scorer": "transe"})
+    rotate_p: float = option(2.0, "Norm of RotatE over the complex differences' moduli: 2 (Euclidean) or 1 (their sum, as in the RotatE authors' code).", number(0, above=True), only_with={"scorer": "rotate"})
+    dim: int = option(256, "Entity embedding size in real numbers.", integer(1))
+    encoder: str = option("none", "none or rgcn.", choice(*ENCODERS))
+    rgcn_layers: int = option(1, "R-GCN layers.", integer(1), only_with={"encoder": "rgcn"})
+    rgcn_bases: int = option(4, "R-GCN basis matrices.", integer(1), only_with={"encoder": "rgcn"})
+    reciprocal: bool = option(False, "Learn a reciprocal relation r' per relation: (?, r, t) is answered as (t, r', ?); epochs also go through the reciprocal triples.", flag)
     # training regime, negatives and loss
-    training: str = "negatives"       # negatives (sampled) | 1vsall
-    label_smoothing: float = 0.0      # of the 1-vs-all cross-entropy
-    sampler: str = "uniform"          # uniform | bernoulli | dhns
-    num_negatives: int = 1024
-    filter_negatives: bool = False
-    shared_negatives: bool = True     # K negatives drawn once per batch
-    loss: str = "self-adversarial"    # margin | softplus | self-adversarial
-    adversarial_temperature: float = 1.0
-    margin: float = 6.0
-    positive_weight: float = 1.0      # of the positives' term (logistic losses)
-    regularizer: str = "none"         # none | l2 | l3 | n3
-    reg_weight: float = 0.0
+    training: str = option("negatives", "negatives (sampled negatives) or 1vsall (cross-entropy of each query over all entities).", choice(*TRAININGS))
+    label_smoothing: float = option(0.0, "Label smoothing of the 1vsall cross-entropy.", fraction_or_zero, only_with={"training": "1vsall"})
+    sampler: str = option("uniform", "uniform, bernoulli or dhns.", choice(*SAMPLERS), only_with=SAMPLED, why=SAMPLED_WHY)
+    num_negatives: int = option(1024, "Negatives per positive: the batch's shared pool, or each positive's own with --no-shared-negatives.", integer(1), only_with=SAMPLED, why=SAMPLED_WHY, short="-k")
+    filter_negatives: bool = option(False, "Redraw negatives that are known true triples.", flag, only_with=SAMPLED, why=SAMPLED_WHY)
+    shared_negatives: bool = option(True, "Draw the K negatives once per batch and share them across its positives (a step then scores one [B, K] matrix and fuses only the entities it touches); off: K per positive.", flag)
+    loss: str = option("self-adversarial", "margin, softplus or self-adversarial.", choice(*LOSSES), only_with=SAMPLED, why=SAMPLED_WHY)
+    adversarial_temperature: float = option(1.0, "Self-adversarial temperature.", number(0, above=True), only_with=SAMPLED, why=SAMPLED_WHY)
+    margin: float = option(6.0, "Loss margin gamma.", number(0), only_with=SAMPLED, why=SAMPLED_WHY)
+    positive_weight: float = option(1.0, "Weight of the positives' term of the softplus and self-adversarial losses.", number(0, above=True), only_with={**SAMPLED, "loss": ("softplus", "self-adversarial")})
+    regularizer: str = option("none", "none, l2, l3 or n3 (Lacroix et al. 2018: cubes of complex moduli).", choice(*REGULARIZERS))
+    reg_weight: float = option(0.0, "Regularisation weight.", number(0), only_with={"regularizer": ("l2", "l3", "n3")})
     # optimisation
-    optimizer: str = "adam"           # adam | adagrad
-    epochs: int = 40
-    batch_size: int = 1024
-    lr: float = 0.02
-    lr_half_life: int = 0             # steps; 0: constant learning rate
-    lr_drop_at: int = 0               # steps; from then on lr / 10 (0: never)
-    lr_plateau_factor: float = 0.5    # lr x this after an evaluation without gain; 1: never
-    lr_plateau_patience: int = 1      # ... after every this many in a row
-    device: str = "auto"
-    shard_entities: bool = False      # entity rows sharded over torchrun ranks (TorchRec)
-    seed: int = 0
-    deterministic: bool = True        # torch deterministic algorithms
-    eval_every: int = 5
-    select_on: str = "valid"          # valid | valid-unseen (not in train)
-    patience: int = 3
-    eval_batch_size: int = 256
+    optimizer: str = option("adam", "adam or adagrad.", choice(*OPTIMIZERS))
+    epochs: int = option(40, "Maximum epochs.", integer(1))
+    batch_size: int = option(1024, "Positives per batch.", integer(1))
+    lr: float = option(0.02, "Learning rate.", number(0, above=True))
+    lr_half_life: int = option(0, "Halve the learning rate every this many steps, smoothly (0: constant).", integer(0))
+    lr_drop_at: int = option(0, "Divide the learning rate by 10 from this step on, as the RotatE authors' code does at half its steps (0: never).", integer(0))
+    lr_plateau_factor: float = option(0.5, "Multiply the learning rate by this after each evaluation that does not improve on the best (1: never).", fraction_rule)
+    lr_plateau_patience: int = option(1, "Apply --lr-plateau-factor only after this many evaluations in a row without gain, and again after each further this many (1: after every one). Steadies the rate when a small or noisy selection split is evaluated often.", integer(1))
+    device: str = option("auto", "auto, cpu or cuda.", device_rule)
+    shard_entities: bool = option(False, "Under torchrun: shard the structural entity table row-wise over the ranks (TorchRec; the [distributed] extra), each rank keeping about N/W rows and their optimizer state; needs --optimizer adagrad on CPUs.", flag)
+    seed: int = option(0, "Random seed.", integer(0, 2 ** 63 - 1))
+    deterministic: bool = option(True, "torch deterministic algorithms.", flag)
+    eval_every: int = option(5, "Evaluate on valid every N epochs.", integer(1))
+    select_on: str = option("valid", "Triples that choose the best epoch: valid or valid-unseen (valid triples not in train; DB15K's valid split is mostly train triples).", choice("valid", "valid-unseen"))
+    patience: int = option(3, "Stop after N evaluations without gain.", integer(1))
+    eval_batch_size: int = option(256, "Queries ranked at once; bounds evaluation memory to this x entities.", integer(1))
     # DHNS (sampler "dhns")
-    dhns_mu: float = 0.01
-    dhns_steps: int = 50
-    dhns_levels: list[int] | None = None     # default: 1, T/10, T/8, T/4, T/2
-    dhns_level_weights: list[float] = field(
-        default_factory=lambda: [0.0, 0.5, 1.0, 1.0, 0.5])
-    dhns_margin_factors: list[float] = field(
-        default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
-    dhns_sampling: str = "strided"    # strided (DDIM) | full (DDPM)
-    dhns_generator_steps: int = 1
-    dhns_lr: float = 1e-3
-    dhns_normalize: bool = False      # diffusion on unit-RMS embeddings
-    dhns_generator_grad: str = "detached"   # detached | model (the authors')
-    dhns_authors_sampling: bool = False      # heads stepped from the tail chain
-    dhns_share: float = 1.0           # share of each batch the generator serves
-    dhns_guard: bool = False          # drop generated negatives scored >= positive
-    dhns_width: float = 4.0           # denoiser hidden width / dim
+    dhns_mu: float = option(0.01, "Weight of the DHNS loss.", number(0, above=True), only_with=DHNS)
+    dhns_steps: int = option(50, "Diffusion steps T.", integer(1), only_with=DHNS)
+    dhns_levels: list[int] | None = option(None, "Hardness levels as comma-separated diffusion steps (unset: 1,T/10,T/8,T/4,T/2).", optional(number_list(integer(1), "diffusion steps (integers of at least 1)")), only_with=DHNS, items=int, show_default=False)
+    dhns_level_weights: list[float] = option([0.0, 0.5, 1.0, 1.0, 0.5], "Loss weight per level, comma-separated.", number_list(number(0), "finite numbers of at least 0"), only_with=DHNS, items=float)
+    dhns_margin_factors: list[float] = option([0.1, 0.3, 0.5, 0.7, 0.9], "NTAT margin factor per level, comma-separated.", number_list(number(), "finite numbers"), only_with=DHNS, items=float)
+    dhns_sampling: str = option("strided", "strided (DDIM) or full (DDPM).", choice("strided", "full"), only_with=DHNS)
+    dhns_generator_steps: int = option(1, "Generator steps per batch.", integer(1), only_with=DHNS)
+    dhns_lr: float = option(1e-3, "Learning rate of the generator's Adam.", number(0, above=True), only_with=DHNS)
+    dhns_normalize: bool = option(False, "Diffuse embeddings scaled to unit root mean square (off, as in the authors' code).", flag, only_with=DHNS)
+    dhns_generator_grad: str = option("detached", "detached: the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", choice(*GENERATOR_GRADS), only_with=DHNS)
+    dhns_authors_sampling: bool = option(False, "The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own.", flag, only_with=DHNS)
+    dhns_share: float = option(1.0, "Share of each batch the DHNS generator trains on and generates for (1: the method as published; lower is faster).", fraction_rule, only_with=DHNS)
+    dhns_guard: bool = option(False, "Drop generated negatives the model scores at least as high as their positive (likely false negatives).", flag, only_with=DHNS)
+    dhns_width: float = option(4.0, "Hidden width of the DHNS denoiser as a multiple of dim (4, as published; lower is faster).", number(0, above=True), only_with=DHNS)
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -129,92 +184,43 @@ class TrainConfig:
             raise (exc.within(source) if source else exc) from None
 
 
+def options() -> dict[str, Option]:
+    """Every option's declaration, in declaration order."""
+    return {f.name: f.metadata["option"] for f in dataclasses.fields(TrainConfig)}
+
+
+def _words(values: tuple) -> str:
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
 # -- validation ---------------------------------------------------------------
-def fraction_rule(value: Any) -> str | None:
-    ok = number(0, above=True)(value) is None and value <= 1
-    return None if ok else "a number above 0 and at most 1"
-
-
-def fraction_or_zero(value: Any) -> str | None:
-    ok = number(0)(value) is None and value < 1
-    return None if ok else "a number from 0 to below 1"
-
-
-RULES: dict[str, Rule] = {
-    "dataset": text, "root": optional(text), "features": choice("auto", "none"),
-    "visual": optional(text), "textual": optional(text), "trust_features": flag,
-    "scorer": choice(*SCORERS), "p_norm": number(0, above=True),
-    "rotate_p": number(0, above=True), "reciprocal": flag,
-    "training": choice(*TRAININGS), "label_smoothing": fraction_or_zero,
-    "dim": integer(1), "encoder": choice(*ENCODERS),
-    "rgcn_layers": integer(1), "rgcn_bases": integer(1),
-    "sampler": choice(*SAMPLERS), "num_negatives": integer(1),
-    "filter_negatives": flag, "shared_negatives": flag, "loss": choice(*LOSSES),
-    "adversarial_temperature": number(0, above=True), "margin": number(0),
-    "positive_weight": number(0, above=True),
-    "regularizer": choice(*REGULARIZERS), "reg_weight": number(0),
-    "optimizer": choice(*OPTIMIZERS),
-    "epochs": integer(1), "batch_size": integer(1),
-    "lr": number(0, above=True), "lr_half_life": integer(0),
-    "lr_drop_at": integer(0),
-    "lr_plateau_factor": fraction_rule, "lr_plateau_patience": integer(1),
-    "device": device_rule, "shard_entities": flag,
-    "seed": integer(0, 2 ** 63 - 1), "deterministic": flag,
-    "eval_every": integer(1), "patience": integer(1),
-    "select_on": choice("valid", "valid-unseen"),
-    "eval_batch_size": integer(1),
-    "dhns_mu": number(0, above=True), "dhns_steps": integer(1),
-    "dhns_levels": optional(number_list(integer(1), "diffusion steps "
-                                         "(integers of at least 1)")),
-    "dhns_level_weights": number_list(number(0), "finite numbers of at least 0"),
-    "dhns_margin_factors": number_list(number(), "finite numbers"),
-    "dhns_sampling": choice("strided", "full"),
-    "dhns_generator_steps": integer(1), "dhns_lr": number(0, above=True),
-    "dhns_normalize": flag, "dhns_generator_grad": choice(*GENERATOR_GRADS),
-    "dhns_authors_sampling": flag, "dhns_share": fraction_rule,
-    "dhns_guard": flag, "dhns_width": number(0, above=True),
-}
-
-#: Options that only mean something with another option's value.
-REQUIRES = {"p_norm": ("scorer", "transe"), "rotate_p": ("scorer", "rotate"),
-            "rgcn_layers": ("encoder", "rgcn"), "rgcn_bases": ("encoder", "rgcn"),
-            "label_smoothing": ("training", "1vsall")}
-
-#: Options of sampled negatives, unused by 1-vs-all training.
-SAMPLED_ONLY = ("sampler", "num_negatives", "filter_negatives", "loss",
-                "adversarial_temperature", "margin", "positive_weight")
-
-
-def validate_config(config: "TrainConfig") -> None:
-    """Checks every value of ``config`` and their combinations.
+def validate_config(config: TrainConfig) -> None:
+    """Checks every value of ``config`` (its declared rule and the options
+    it is used only with) and the combinations below.
 
     Raises:
         OptionError: naming the first bad option and its allowed values.
     """
-    for name, rule in RULES.items():
-        check(name, getattr(config, name), rule)
     defaults = TrainConfig.defaults()
-    for name, (other, needed) in REQUIRES.items():
-        if getattr(config, name) != defaults[name] and getattr(config, other) != needed:
-            raise OptionError(name, getattr(config, name),
-                              f"used only with {other} {needed}")
-    if config.sampler != "dhns":
-        for name in RULES:
-            if name.startswith("dhns_") and getattr(config, name) != defaults[name]:
+    declared = options()
+    for name, opt in declared.items():
+        check(name, getattr(config, name), opt.rule)
+    for name, opt in declared.items():
+        if getattr(config, name) == defaults[name]:
+            continue
+        for other, allowed in opt.only_with.items():
+            if getattr(config, other) not in allowed:
                 raise OptionError(name, getattr(config, name),
-                                  "used only with sampler dhns")
-    if config.reg_weight > 0 and config.regularizer == "none":
-        raise OptionError("reg_weight", config.reg_weight,
-                          "used only with regularizer l2, l3 or n3")
+                                  f"used only with {other} {_words(allowed)}{opt.why}")
+    _check_combinations(config)
+    _check_levels(config)
+
+
+def _check_combinations(config: TrainConfig) -> None:
     if config.regularizer == "n3" and config.scorer == "rotate":
         raise OptionError("regularizer", "n3", "used with scorers transe, "
                           "distmult or complex (RotatE's relations are phases)")
-    if config.training == "1vsall":
-        for name in SAMPLED_ONLY:
-            if getattr(config, name) != defaults[name]:
-                raise OptionError(name, getattr(config, name),
-                                  "used only with training negatives (1vsall "
-                                  "scores every entity)")
     if config.reciprocal and config.sampler != "uniform":
         raise OptionError("sampler", config.sampler, "uniform with reciprocal "
                           "(each negative then corrupts the tail of a triple "
@@ -226,11 +232,11 @@ def validate_config(config: "TrainConfig") -> None:
                 raise OptionError(name, getattr(config, name), f"{needed} with "
                                   "shard_entities (it needs every entity's row "
                                   "on each rank)")
-    if config.positive_weight != 1.0 and config.loss == "margin":
-        raise OptionError("positive_weight", config.positive_weight,
-                          "used only with loss softplus or self-adversarial")
-    if make_scorer(config.scorer).complex and config.dim % 2:
+    if config.scorer in COMPLEX_SCORERS and config.dim % 2:
         raise OptionError("dim", config.dim, f"even for scorer {config.scorer}")
+
+
+def _check_levels(config: TrainConfig) -> None:
     levels = config.dhns_levels
     if levels is not None and max(levels) > config.dhns_steps:
         raise OptionError("dhns_levels", levels,
@@ -245,18 +251,61 @@ def validate_config(config: "TrainConfig") -> None:
                           "at least one positive weight")
 
 
+# -- the command line of a config ------------------------------------------------
+def flag_name(name: str) -> str:
+    """``num_negatives`` -> ``--num-negatives``."""
+    return "--" + name.replace("_", "-")
+
+
+def command_args(config: TrainConfig | Mapping[str, Any],
+                 placeholders: Mapping[str, str] | None = None) -> list[str]:
+    """The ``dhns train`` arguments that give ``config``: one flag per
+    option that differs from its default (switches as ``--x`` /
+    ``--no-x``, lists comma-separated).
+
+    Args:
+        config: A config, or a mapping of options (unvalidated).
+        placeholders: Text to write instead of an option's value, e.g.
+            ``{"root": "DATA"}`` so that a command names no one machine's
+            folder.
+    """
+    values = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
+    defaults, placeholders = TrainConfig.defaults(), placeholders or {}
+    args: list[str] = []
+    for name, value in values.items():
+        if value == defaults[name]:
+            continue
+        flag_ = flag_name(name)
+        if isinstance(value, bool):
+            args.append(flag_ if value else f"--no-{flag_[2:]}")
+        else:
+            shown = (",".join(map(str, value)) if isinstance(value, list)
+                     else str(value))
+            args += [flag_, placeholders.get(name, shown)]
+    return args
+
+
+def command_line(config: TrainConfig | Mapping[str, Any],
+                 placeholders: Mapping[str, str] | None = None,
+                 program: str = "dhns train") -> str:
+    """:func:`command_args` as one shell line, e.g. ``dhns train --dataset
+    MKG-Y --root DATA --scorer complex ...``."""
+    return " ".join([program, *(shlex.quote(a) for a in
+                                command_args(config, placeholders))])
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a YAML or JSON file of :class:`TrainConfig` values."""
     path = Path(path)
     if not path.is_file():
         raise OptionError("config", str(path), "an existing YAML or JSON file")
-    text = path.read_text()
+    text_ = path.read_text()
     try:
         if path.suffix == ".json":
-            values = json.loads(text)
+            values = json.loads(text_)
         else:
             import yaml
-            values = yaml.safe_load(text)
+            values = yaml.safe_load(text_)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by format
         raise DHNSError(f"{path}: cannot parse config ({exc})") from None
     if not isinstance(values, dict):
@@ -264,89 +313,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DHNSError("device cuda requested but CUDA is not available")
-    return device
-
-
-def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
-                device: torch.device | None = None) -> KGCModel:
-    """The KGC model of ``config`` for ``data`` (initialised from the seed).
-
-    With ``shard_entities`` and the job's ``dist`` context, its structural
-    table is a :class:`~dhns_geo.sharding.ShardedEntities` on ``device``
-    (initialised as one process would); without ``dist`` the whole table
-    is built (one machine reading a sharded run).
-    """
-    torch.manual_seed(config.seed)
-    n, r = num_entities(data), num_relations(data)
-    structural = None
-    if config.shard_entities and dist is not None:
-        from dhns_geo.sharding import ShardedEntities
-        structural = ShardedEntities(n, config.dim, config.optimizer, config.lr,
-                                     dist, device or torch.device("cpu"))
-    features = modality_features(data) if config.features == "auto" else {}
-    encoder = None
-    if config.encoder == "rgcn":
-        encoder = RGCNEncoder(config.dim, r, config.rgcn_layers,
-                              config.rgcn_bases)
-    store = data[EDGE_TYPE]
-    try:
-        return KGCModel(n, r, config.dim, make_scorer(config.scorer,
-                                                      config.p_norm, config.rotate_p),
-                        features, encoder, store.edge_index, store.edge_type,
-                        reciprocal=config.reciprocal, structural=structural)
-    except ValueError as exc:
-        raise DHNSError(str(exc)) from None
-
-
-def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
-    """The negative sampler of ``config``. With ``filter_negatives`` the
-    known true triples are the train triples: filtering by valid or test
-    triples would tell training which corruptions are true there."""
-    n, r = num_entities(data), num_relations(data)
-    train = training_triples(config, data)
-    relations = 2 * r if config.reciprocal else r
-    index = FilterIndex(train, n, relations) if config.filter_negatives else None
-    if config.reciprocal:                      # tails of triples and reciprocals
-        return CorruptionSampler(n, config.num_negatives, torch.zeros(relations),
-                                 index, shared=config.shared_negatives)
-    if config.sampler == "bernoulli":
-        return BernoulliSampler(n, train, r, config.num_negatives, index,
-                                shared=config.shared_negatives)
-    base = UniformSampler(n, r, config.num_negatives, index,
-                          shared=config.shared_negatives)
-    if config.sampler == "dhns":
-        from dhns_geo.diffusion import DHNSSampler
-        modalities = 1 + (len(modality_features(data))
-                          if config.features == "auto" else 0)
-        return DHNSSampler.from_config(config, base, modalities)
-    return base
-
-
-def training_triples(config: TrainConfig, data: HeteroData) -> torch.Tensor:
-    """The ``[E, 3]`` triples an epoch goes through: the train split, and
-    with ``reciprocal`` their reciprocals too (``[2E, 3]``)."""
-    train = split_triples(data, "train")
-    return add_reciprocals(train, num_relations(data)) if config.reciprocal else train
-
-
-def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """Adam (fused) or Adagrad (fused on the CPU, its only fused kernel;
-    a tenth of the unfused step's time on a 1-vs-all step's dense
-    gradients) over ``params`` at ``config.lr``."""
-    params = list(params)
-    if config.optimizer == "adagrad":
-        on_cpu = all(p.device.type == "cpu" for p in params)
-        return torch.optim.Adagrad(params, lr=config.lr, fused=on_cpu or None)
-    return torch.optim.Adam(params, lr=config.lr, fused=True)
-
-
-def build_loss(config: TrainConfig) -> KGELoss:
-    return KGELoss(config.loss, config.margin, config.adversarial_temperature,
-                   config.positive_weight)
+def __getattr__(name: str) -> Any:
+    # The factories moved to dhns_geo.build (imported from here before).
+    if name in ("build_model", "build_sampler", "build_loss", "build_optimizer",
+                "build_objective", "resolve_device", "training_triples"):
+        from dhns_geo import build
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dhns_geo.config import LOSSES, REGULARIZERS
 from dhns_geo.errors import DHNSError
 
-LOSSES = ("margin", "softplus", "self-adversarial")
-REGULARIZERS = ("none", "l2", "l3", "n3")
+__all__ = ["LOSSES", "REGULARIZERS", "KGELoss", "negative_weights",
+           "regularization"]
 
 
 def regularization(kind: str, factors: Sequence[Tensor],

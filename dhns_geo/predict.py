@@ -103,7 +103,7 @@ class Predictor:
     def from_run(cls, run_dir: str | Path, device: str | None = None,
                  batch_size: int | None = None) -> "Predictor":
         """A predictor for the best model of a run folder."""
-        from dhns_geo.training import load_run
+        from dhns_geo.runs import load_run
         config, data, model, _ = load_run(Path(run_dir), device)
         return cls(model, data, batch_size or config.eval_batch_size)
 

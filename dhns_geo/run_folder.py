@@ -3,18 +3,22 @@ and one writer at a time.
 
 Files of a run folder::
 
-    config.json    the TrainConfig and the dataset facts it needs
-    model.pt       best model (and sampler) state by valid MRR
-    last.pt        last epoch: model, optimizer, sampler, RNG and loop state
+    config.json    the TrainConfig, the dataset facts it needs and the
+                   provenance (library version, git commit, torch, device)
+    model.pt       best model (and objective) state by valid MRR, its epoch
+    last.pt        last epoch: model, optimizer, objective, RNG and loop state
     last.prev.pt   the last.pt before it (kept for recovery)
     history.csv    epoch, loss, triples_per_s, seconds, valid_mrr
-    metrics.json   {"valid": ..., "test": ..., "best_epoch": ...}
+    metrics.json   {"valid": ..., "test": ..., "best_epoch": ...,
+                   "provenance": ...}
     ranks.pt       the best model's filtered ranks per valid/test triple,
                    {"valid": {"head": [n], "tail": [n]}, "test": ...}
     .lock          held by the one process that writes the folder
     shards/        with a sharded entity table (``shard_entities``): each
                    rank's rows, model-R-of-W.pt (best), last-R-of-W.pt
-                   (with their optimizer state and epoch), last.prev-R-of-W.pt
+                   (with their optimizer state), last.prev-R-of-W.pt, each
+                   stamped with its epoch and checked against model.pt /
+                   last.pt on load
 
 Safety:
 
@@ -272,9 +276,13 @@ def run_facts(config: TrainConfig, data: HeteroData) -> dict:
             if config.features == "auto" else {}}
 
 
-def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path) -> None:
-    """Writes ``config.json``: the config and the dataset facts it needs."""
-    payload = {"config": config.to_dict(), "data": run_facts(config, data)}
+def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path,
+                     device: torch.device | str | None = None) -> None:
+    """Writes ``config.json``: the config, the dataset facts it needs and
+    the code that trains it (:func:`~dhns_geo.provenance.provenance`)."""
+    from dhns_geo.provenance import provenance
+    payload = {"config": config.to_dict(), "data": run_facts(config, data),
+               "provenance": provenance(device)}
     atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
 
 

@@ -34,6 +34,7 @@ from torch import Tensor
 from dhns_geo.distributed import DistContext
 from dhns_geo.errors import DHNSError
 from dhns_geo.nn.model import EntityTable, positions
+from dhns_geo.stores import EntityStore
 
 if TYPE_CHECKING:
     from dhns_geo.evaluation import RankFn
@@ -303,6 +304,9 @@ class ShardedEntityTable(EntityTable):
         return self.model.entities(
             index, rows=F.embedding(positions(ids, index), rows))
 
+    def prefers_restrict(self, device: torch.device) -> bool:
+        return True                     # the step's one lookup with gradients
+
     def restrict(self, index: Tensor) -> None:
         ids = torch.unique(index)
         self._looked_up = ids, self.table.lookup(ids)
@@ -311,7 +315,10 @@ class ShardedEntityTable(EntityTable):
     def anchor(self) -> Tensor:
         """``0 * sum(rows)``: added to the loss, the step's lookup is in the
         backward graph on every rank (its backward is a collective), even
-        where a rank's rows get no gradient."""
+        where a rank's rows get no gradient; a rank whose share of the batch
+        is empty looks up no rows, but still takes part in the lookup."""
+        if self._rows is None:
+            self.restrict(self.batch.new_zeros(0))
         return self._looked_up[1].sum() * 0.0
 
 
@@ -357,3 +364,108 @@ def sharded_rank_fn(model: "KGCModel", table: ShardedEntities) -> "RankFn":
                                counts[2] if candidates is not None else None, true)
 
     return rank_fn
+
+
+class ShardedStore(EntityStore):
+    """The :class:`~dhns_geo.stores.EntityStore` of a sharded table: each
+    step looks its rows up (:class:`ShardedEntityTable`), the engine updates
+    them in backward at the loop's learning rate, evaluation ranks shard by
+    shard, and every rank writes and reads its rows as shard files
+    (``shards/{model,last,last.prev}-R-of-W.pt``, each stamped with its
+    epoch).
+
+    Args:
+        sharded: The sharded rows.
+        dist: The job.
+    """
+
+    def __init__(self, sharded: ShardedEntities, dist: DistContext | None = None) -> None:
+        super().__init__(dist or sharded.dist)
+        self.sharded = sharded
+
+    def table(self, model, batch, lazy):
+        return ShardedEntityTable(model, self.sharded, batch)
+
+    def before_backward(self, loss, table):
+        return loss + table.anchor()
+
+    def set_lr(self, lr):
+        self.sharded.set_lr(lr)
+
+    def nonfinite(self):
+        # Every rank learns of any rank's rows.
+        broken = (~torch.isfinite(self.sharded.local_weight()).all()).float()
+        return (["entities.structural (sharded rows)"]
+                if float(self.dist.sum(broken)) > 0 else [])
+
+    def evaluate(self, model, triples, filter_index, batch_size, device,
+                 return_ranks=False):
+        from dhns_geo.evaluation import evaluate_ranks
+        return evaluate_ranks(sharded_rank_fn(model, self.sharded), triples,
+                              filter_index, batch_size, device,
+                              return_ranks=return_ranks)
+
+    def snapshot(self, epoch):
+        return {**self.sharded.state_dict(optimizer=False), "epoch": epoch}
+
+    def restore(self, snapshot):
+        self.sharded.load_rows([snapshot])
+
+    def save(self, run_dir, name, epoch, snapshot=None):
+        from dhns_geo.run_folder import (atomic_save, remove_other_shards,
+                                         save_keeping_previous, shard_path)
+        rank, world = self.dist.rank, self.dist.world_size
+        path = shard_path(run_dir, name, rank, world)
+        path.parent.mkdir(exist_ok=True)
+        previous = shard_path(run_dir, "last.prev", rank, world)
+        if name == "last":
+            save_keeping_previous({**self.sharded.state_dict(), "epoch": epoch},
+                                  path, previous)
+        else:
+            atomic_save(snapshot or self.snapshot(epoch), path)
+        self.dist.barrier()     # rank 0's checkpoint never precedes its shards
+        if self.dist.is_main:   # a job of another size (resumed on more or fewer ranks)
+            remove_other_shards(run_dir, [name] + (["last.prev"] if name == "last"
+                                                   and previous.exists() else []),
+                                world)
+
+    def load(self, run_dir, name, epoch):
+        """``last`` falls back on ``last.prev`` (a crash between the shards
+        and ``last.pt``); shards of best models written before they carried
+        an epoch are taken as they are."""
+        self.sharded.load_rows(load_epoch_shards(run_dir, name, epoch, self.device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.sharded.device
+
+
+def load_epoch_shards(run_dir, name: str, epoch: int,
+                      device: torch.device | str | None = None) -> list[dict[str, Any]]:
+    """The shard files of checkpoint ``name`` written at ``epoch`` (``last``:
+    else ``last.prev``).
+
+    Raises:
+        CheckpointError: when no complete set of that epoch exists.
+    """
+    from dhns_geo.run_folder import CheckpointError, load_shards
+    found = "none"
+    for candidate in ((name, "last.prev") if name == "last" else (name,)):
+        try:
+            shards = load_shards(run_dir, candidate, device)
+        except CheckpointError as exc:
+            found = str(exc)
+            continue
+        epochs = sorted({s.get("epoch", epoch) for s in shards})
+        if epochs == [epoch]:
+            return shards
+        found = f"{candidate} shards of epoch(s) {epochs}"
+    raise CheckpointError(f"{run_dir}/shards: no {name} shard files of epoch "
+                          f"{epoch}, the epoch of {name}.pt ({found})")
+
+
+def full_table_of_run(run_dir, name: str, epoch: int,
+                      device: torch.device | str | None = None) -> Tensor:
+    """The ``[N, d]`` structural table of checkpoint ``name`` of a sharded
+    run, assembled on one machine."""
+    return full_table(load_epoch_shards(run_dir, name, epoch, device)).to(device)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.run_folder import atomic_write_text
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 KINDS = ("float", "int", "categorical")
 

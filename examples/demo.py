@@ -18,7 +18,7 @@ from dhns_geo.cli.output import format_table
 from dhns_geo.config import TrainConfig
 from dhns_geo.data import split_triples
 from dhns_geo.predict import Predictor
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 #: The toy graph's relations are rotations, which RotatE learns exactly.
 BASE = {"dataset": "toy", "scorer": "rotate", "dim": 64, "lr": 0.05,

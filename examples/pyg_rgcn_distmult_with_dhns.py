@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import RGCNConv
 
-from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
+from dhns_geo.config import TrainConfig
+from dhns_geo.build import build_loss, build_model, build_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.datasets import ToyMMKG
 from dhns_geo.diffusion import SIDES, mine_hard_negatives, train_generator
 from dhns_geo.evaluation import evaluate_link_prediction
+from dhns_geo.objectives import NegativesObjective
 from dhns_geo.training import Trainer
 
 torch.manual_seed(0)
@@ -29,8 +31,8 @@ num_nodes, num_rels = data["entity"].num_nodes, data.num_relations
 cfg = TrainConfig(sampler="dhns", dim=64, epochs=5, eval_every=5)
 kgc = build_model(cfg, data)
 sampler = build_sampler(cfg, data)
-Trainer(kgc, sampler, build_loss(cfg), data, cfg, torch.device("cpu"), index,
-        progress=False, log=lambda line: None).fit()
+Trainer(kgc, NegativesObjective(sampler, build_loss(cfg)), data, cfg,
+        torch.device("cpu"), index, progress=False, log=lambda line: None).fit()
 g = torch.Generator().manual_seed(0)
 train_generator(sampler, kgc, train, epochs=1, batch_size=512, generator=g,
                 progress=False)

@@ -99,7 +99,7 @@ def test_gradient_mass_is_the_loss_derivative():
 
 
 def test_hardness_rows_of_a_dhns_run(tmp_path):
-    from dhns_geo.training import run_training
+    from dhns_geo.runs import run_training
     cfg = TrainConfig(dim=16, epochs=2, sampler="dhns", num_negatives=4,
                       eval_every=2, dhns_mu=0.2)
     run_training(cfg, tmp_path / "run", log=lambda line: None, progress=False)
@@ -250,7 +250,7 @@ def test_defaults_study_merge_replaces_rows_of_the_same_run(tmp_path, monkeypatc
 @pytest.mark.parametrize("mode", ["mine", "snap"])
 def test_hard_negatives_pilot_appends_hard_non_answers(mode):
     import torch
-    from dhns_geo.config import build_model, build_sampler
+    from dhns_geo.build import build_model, build_sampler
     from dhns_geo.data import split_triples
     from dhns_geo.data.filter import FilterIndex
     from dhns_geo.datasets import ToyMMKG

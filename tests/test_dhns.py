@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from dhns_geo.cli.main import main
-from dhns_geo.config import TrainConfig, build_sampler
+from dhns_geo.config import TrainConfig
+from dhns_geo.build import build_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (DHNSSampler, DiffHEG, DiffusionSchedule,
                                 default_levels, train_generator)
 from dhns_geo.nn import KGCModel, RotatE
 from dhns_geo.sampling import UniformSampler
-from dhns_geo.training import load_run, run_training
+from dhns_geo.runs import load_run, run_training
 
 QUIET = {"log": lambda line: None, "progress": False}
 
@@ -172,13 +173,13 @@ def test_dhns_checkpoint_resume_restores_generator(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_training(TrainConfig(**cfg), tmp_path / "cut", callbacks=[crash], **QUIET)
-    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["sampler"]
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["objective"]
     assert any(k.startswith("diffheg.") for k in state)
     assert "_extra_state" in state and state["_extra_state"]["optimizer"]["state"]
     resumed = run_training(TrainConfig(), tmp_path / "cut", resume=True, **QUIET)
     assert resumed == full
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["sampler"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["sampler"]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["objective"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["objective"]
     for k, v in a.items():
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, b[k]), k
@@ -201,9 +202,10 @@ def test_sample_negatives_cli(tmp_path, capsys):
               "--levels", "5,25", "--out", str(out), "--no-progress"])
     assert info.value.code == 0
     rows = list(csv.DictReader(out.open(), delimiter="\t"))
-    # 4 positives x 2 levels x 4 (side, position) pairs x 3 neighbours.
-    assert len(rows) == 4 * 2 * 4 * 3
-    assert {r["side"] for r in rows} == {"head", "tail", "both"}
+    # 4 positives x 2 levels x 2 sides x 3 neighbours; no side repeats another.
+    assert len(rows) == 4 * 2 * 2 * 3
+    assert {(r["side"], r["position"]) for r in rows} == {("head", "head"),
+                                                          ("tail", "tail")}
     assert {r["step"] for r in rows} == {"5", "25"}
     assert {r["margin_factor"] for r in rows} == {"0.3", "0.9"}
     _, data, _, _ = load_run(run)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
+from dhns_geo.config import TrainConfig
+from dhns_geo.build import build_loss, build_model, build_objective, build_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.datasets import ToyMMKG
 from dhns_geo.diffusion import DiffHEG
@@ -19,9 +20,8 @@ def trainer(grad: str, data, index) -> Trainer:
     cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, batch_size=64,
                       dhns_steps=10, dhns_generator_grad=grad, encoder="rgcn",
                       rgcn_layers=1)
-    t = Trainer(build_model(cfg, data), build_sampler(cfg, data),
-                build_loss(cfg), data, cfg, torch.device("cpu"), index,
-                log=lambda line: None, progress=False)
+    t = Trainer(build_model(cfg, data), build_objective(cfg, data), data, cfg,
+                torch.device("cpu"), index, log=lambda line: None, progress=False)
     t.optimizer.step = lambda: None              # keep the gradients to compare
     return t
 
@@ -32,30 +32,30 @@ def test_model_gradient_is_kgc_plus_diffusion_gradient():
     batch = split_triples(data, "train")[:64]
     detached, model = trainer("detached", data, index), trainer("model", data, index)
     model.model.load_state_dict(detached.model.state_dict())
-    model.sampler.load_state_dict(detached.sampler.state_dict())
+    model.objective.sampler.load_state_dict(detached.objective.sampler.state_dict())
 
     # Detached: sampling leaves no gradient on the model.
     table = detached.model.encode()
-    detached.sampler.sample(batch, detached.model, table,
+    detached.objective.sampler.sample(batch, detached.model, table,
                             torch.Generator().manual_seed(5))
     assert all(p.grad is None for p in detached.model.parameters())
-    detached.sampler.load_state_dict(model.sampler.state_dict())
+    detached.objective.sampler.load_state_dict(model.objective.sampler.state_dict())
 
     # The diffusion gradient by autograd, from the same draws: the base
     # sampler's, then the generator's steps and noise.
     ref = trainer("model", data, index)
     ref.model.load_state_dict(model.model.state_dict())
-    ref.sampler.load_state_dict(model.sampler.state_dict())
+    ref.objective.sampler.load_state_dict(model.objective.sampler.state_dict())
     g = torch.Generator().manual_seed(0)
     table = ref.model.encode()
-    ref.sampler.base.sample(batch, ref.model, table, g)
-    target, cond, mask, _ = ref.sampler._inputs(batch, ref.model, table)
-    errors = ref.sampler.diffheg.errors(target, cond, g)
+    ref.objective.sampler.base.sample(batch, ref.model, table, g)
+    target, cond, mask, _ = ref.objective.sampler._inputs(batch, ref.model, table)
+    errors = ref.objective.sampler.diffheg.errors(target, cond, g)
     tails = torch.arange(2 * batch.size(0)) < batch.size(0)
     summed = sum(errors[i][mask[i] & side].mean()        # one mean per modality
                  for i in range(target.size(0))          # and side, added up
                  for side in (tails, ~tails))
-    assert float(ref.sampler.diffheg.reduce(errors, mask, 2).detach()) == pytest.approx(
+    assert float(ref.objective.sampler.diffheg.reduce(errors, mask, 2).detach()) == pytest.approx(
         float(summed.detach()), rel=1e-5)
     params = [p for p in ref.model.parameters() if p.requires_grad]
     want = torch.autograd.grad(summed, params, allow_unused=True)
@@ -64,7 +64,7 @@ def test_model_gradient_is_kgc_plus_diffusion_gradient():
         t.generator.manual_seed(0)
         t.train_step(batch)
     # The generator took the same step in both modes (same negatives) ...
-    for a, b in zip(detached.sampler.parameters(), model.sampler.parameters()):
+    for a, b in zip(detached.objective.sampler.parameters(), model.objective.sampler.parameters()):
         assert torch.allclose(a, b)
     # ... and the model's gradient gained exactly the diffusion gradient.
     grads = zip(detached.model.parameters(), model.model.parameters(), want)

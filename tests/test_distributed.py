@@ -9,7 +9,7 @@ import torch
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.distributed import DistContext
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 OPTIONS = {"dim": 16, "epochs": 2, "num_negatives": 4, "batch_size": 250,
            "eval_every": 1, "seed": 3, "device": "cpu"}   # gloo, GPU or not

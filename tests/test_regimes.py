@@ -8,14 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from conftest import place_raw, record_lrs, run_cli
-from dhns_geo.config import TrainConfig, build_sampler
+from dhns_geo.config import TrainConfig
+from dhns_geo.build import build_sampler
 from dhns_geo.data import add_reciprocals, quality_report, split_triples
 from dhns_geo.datasets import FB15k237, load_dataset
 from dhns_geo.errors import OptionError
 from dhns_geo.losses import regularization
 from dhns_geo.nn import ComplEx, DistMult, KGCModel, RotatE
 from dhns_geo.onevsall import one_vs_all_loss
-from dhns_geo.training import Trainer, load_run, run_training
+from dhns_geo.training import Trainer
+from dhns_geo.runs import load_run, run_training
 
 QUIET = {"log": lambda line: None, "progress": False}
 # The chain's valid and test triples are train triples on purpose.

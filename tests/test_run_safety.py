@@ -19,7 +19,8 @@ from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError
 from dhns_geo.evaluation import filtered_ranks
 from dhns_geo.run_folder import RunLock, load_checkpoint
-from dhns_geo.training import TrainingDiverged, run_training
+from dhns_geo.training import TrainingDiverged
+from dhns_geo.runs import run_training
 
 QUIET = {"log": lambda line: None, "progress": False}
 OPTIONS = {"dim": 16, "epochs": 4, "eval_every": 1, "batch_size": 1024,

@@ -127,7 +127,8 @@ def test_positive_weight_is_checked():
 
 
 def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
-    from dhns_geo.config import TrainConfig, build_loss, build_model, build_sampler
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.build import build_model, build_objective
     from dhns_geo.data import build_filter_index, split_triples
     from dhns_geo.datasets import ToyMMKG
     from dhns_geo.sampling import Negatives
@@ -136,16 +137,15 @@ def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
     data = ToyMMKG(num_entities=100, num_relations=2)[0]
     cfg = TrainConfig(dim=8, num_negatives=2, loss="softplus")
     index = build_filter_index(data)
-    trainer = Trainer(build_model(cfg, data), build_sampler(cfg, data),
-                      build_loss(cfg), data, cfg, torch.device("cpu"), index,
-                      log=lambda line: None, progress=False)
+    trainer = Trainer(build_model(cfg, data), build_objective(cfg, data), data, cfg,
+                      torch.device("cpu"), index, log=lambda line: None, progress=False)
     batch = split_triples(data, "train")[:4]
     h, r, t = batch.unbind(1)
     table = trainer.model.encode()
     head, tail = table.fused(h), table.fused(t)
     copies = Negatives(head=head.unsqueeze(1).detach(), tail=tail.unsqueeze(1).detach(),
                        guard=True)                   # the positives themselves
-    trainer.sampler.sample = lambda *args: [copies]
+    trainer.objective.sampler.sample = lambda *args: [copies]
     before = {n: p.clone() for n, p in trainer.model.named_parameters()}
     pos = trainer.model.scorer(head, trainer.model.relations(r), tail).detach()
     # Every copy scores exactly as its positive: all dropped, positives only.
@@ -157,7 +157,8 @@ def test_guard_drops_negatives_scored_above_their_positive(tmp_path):
 
 @pytest.mark.parametrize("scorer", ["transe", "distmult", "complex", "rotate"])
 def test_shared_negatives_score_like_per_positive_ids(scorer):
-    from dhns_geo.config import TrainConfig, build_model, build_sampler
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.build import build_model, build_sampler
     from dhns_geo.data import FilterIndex, split_triples
     from dhns_geo.datasets import ToyMMKG
     from dhns_geo.sampling import Negatives
@@ -193,7 +194,7 @@ def test_shared_negatives_score_like_per_positive_ids(scorer):
 def test_shared_negatives_fuse_only_the_touched_entities(tmp_path, monkeypatch):
     from dhns_geo.config import TrainConfig
     from dhns_geo.nn.fusion import ModalityFusion
-    from dhns_geo.training import run_training
+    from dhns_geo.runs import run_training
 
     rows = []
     forward = ModalityFusion.forward
@@ -213,7 +214,8 @@ def test_shared_negatives_fuse_only_the_touched_entities(tmp_path, monkeypatch):
 
 
 def test_restricted_table_gives_the_lazy_values_and_gradients():
-    from dhns_geo.config import TrainConfig, build_model
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.build import build_model
     from dhns_geo.datasets import ToyMMKG
 
     data = ToyMMKG(num_entities=200, num_relations=4)[0]
@@ -235,7 +237,8 @@ def test_filtered_negatives_know_only_train_triples():
     """--filter-negatives redraws corruptions that are train triples; valid
     and test triples are not known to training (filtering them would leak
     them), and the index follows the sampler to its device."""
-    from dhns_geo.config import TrainConfig, build_sampler
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.build import build_sampler
     from dhns_geo.data import split_triples
     from dhns_geo.datasets import ToyMMKG
 

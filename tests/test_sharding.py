@@ -17,7 +17,7 @@ from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.evaluation import filtered_counts, filtered_ranks, realistic_ranks
 from dhns_geo.sharding import RowPermutation, full_table, gather_rows
-from dhns_geo.training import load_run, run_training
+from dhns_geo.runs import load_run, run_training
 
 needs_torchrec = pytest.mark.skipif(
     importlib.util.find_spec("torchrec") is None,

@@ -6,7 +6,7 @@ import torch
 from conftest import place_raw, record_lrs
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError
-from dhns_geo.training import load_run, run_training
+from dhns_geo.runs import load_run, run_training
 
 QUIET = {"log": lambda line: None, "progress": False}
 
@@ -130,7 +130,8 @@ def test_select_on_unseen_valid_triples_and_ranks_file(tmp_path):
 
 
 def test_lr_plateau_factor_scales_the_rate_after_each_evaluation_without_gain():
-    from dhns_geo.training import Trainer, load_dataset_for
+    from dhns_geo.training import Trainer
+    from dhns_geo.runs import load_dataset_for
 
     cfg = small(lr=0.04, lr_plateau_factor=0.5, eval_every=1, epochs=6)
     trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
@@ -144,7 +145,8 @@ def test_lr_plateau_factor_scales_the_rate_after_each_evaluation_without_gain():
 
 
 def test_lr_plateau_patience_waits_for_evaluations_without_gain_in_a_row():
-    from dhns_geo.training import Trainer, load_dataset_for
+    from dhns_geo.training import Trainer
+    from dhns_geo.runs import load_dataset_for
 
     cfg = small(lr=0.04, lr_plateau_factor=0.5, lr_plateau_patience=2, eval_every=1,
                 epochs=8, patience=10)
@@ -161,7 +163,8 @@ def test_lr_plateau_patience_waits_for_evaluations_without_gain_in_a_row():
 
 def test_tracked_score_of_a_group_is_the_mean_over_the_negatives_that_count():
     from dhns_geo.sampling.base import NegativeSampler, Negatives
-    from dhns_geo.training import Trainer, load_dataset_for
+    from dhns_geo.training import Trainer
+    from dhns_geo.runs import load_dataset_for
 
     class HalfCovered(NegativeSampler):            # generated negatives for 4 of 8 rows
         def sample(self, positives, model, table, generator):
@@ -171,7 +174,7 @@ def test_tracked_score_of_a_group_is_the_mean_over_the_negatives_that_count():
 
     cfg = small(batch_size=8)
     trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
-    trainer.sampler = HalfCovered()
+    trainer.objective.sampler = HalfCovered()
     batch = trainer.train_triples[:8]
     h, r, t = batch.unbind(1)
     with torch.no_grad():

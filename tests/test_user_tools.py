@@ -10,7 +10,7 @@ from conftest import run_cli
 from dhns_geo.config import TrainConfig
 from dhns_geo.data import split_triples
 from dhns_geo.predict import Predictor
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 QUIET = {"log": lambda line: None, "progress": False}
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import dhns_geo
 from dhns_geo.config import TrainConfig
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # benchmarks/
 import paired  # noqa: E402

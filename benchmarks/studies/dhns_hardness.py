@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dhns_geo.config import build_loss, build_sampler
+from dhns_geo.build import build_loss, build_sampler
 from dhns_geo.data import split_triples
 from dhns_geo.losses import KGELoss, negative_weights
-from dhns_geo.training import load_run
+from dhns_geo.runs import load_run
+from dhns_geo.training import objective_state
 
 
 def gradient_mass(loss: KGELoss, neg: Tensor, factor: Tensor | float,
@@ -53,7 +54,7 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
         raise SystemExit(f"{run_dir}: trained with --sampler {config.sampler}, "
                          "not dhns")
     sampler = build_sampler(config, data).to(model.device)
-    sampler.load_state_dict(checkpoint["sampler"])
+    sampler.load_state_dict(objective_state(checkpoint))
     loss = build_loss(config)
     if loss.kind == "margin":
         raise SystemExit(f"{run_dir}: the gradient share needs a logistic loss")

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 
 from dhns_geo.config import TrainConfig
-from dhns_geo.training import run_training
+from dhns_geo.runs import run_training
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ from dhns_geo.data.filter import FilterIndex
 from dhns_geo.data.mmkg import num_entities, num_relations, split_triples
 from dhns_geo.nn.model import EntityTable, KGCModel
 from dhns_geo.sampling.base import NegativeSampler, Negatives
-from dhns_geo.training import Trainer, check_inputs, load_dataset_for
+from dhns_geo.training import Trainer
+from dhns_geo.runs import check_inputs, load_dataset_for
 
 
 class PoolWithHardNegatives(NegativeSampler):
@@ -116,7 +117,7 @@ def main() -> None:
                                   log=print)
     index = FilterIndex(split_triples(data, "train"), num_entities(data),
                         num_relations(data))
-    trainer.sampler = PoolWithHardNegatives(trainer.sampler, index, args.mode,
+    trainer.objective.sampler = PoolWithHardNegatives(trainer.objective.sampler, index, args.mode,
                                             args.num_hard)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     metrics = trainer.fit(Path(args.out))

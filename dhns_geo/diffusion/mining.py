@@ -12,8 +12,11 @@ from dhns_geo.diffusion.dhns import DHNSSampler
 from dhns_geo.errors import DHNSError
 from dhns_geo.nn.model import KGCModel
 
-#: Sides of a hierarchical negative and the positions they replace.
-SIDES = (("head", "head"), ("tail", "tail"), ("both", "head"), ("both", "tail"))
+#: Sides of a mined negative and the positions they replace. The both-side
+#: negatives ``(h~, r, t~)`` of training pair the same generated head and
+#: tail, so their nearest real entities are the head and tail rows' own:
+#: mining lists each side once.
+SIDES = (("head", "head"), ("tail", "tail"))
 
 
 def train_generator(sampler: DHNSSampler, model: KGCModel, triples: Tensor,

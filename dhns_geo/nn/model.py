@@ -13,7 +13,7 @@ from dhns_geo.nn.fusion import ModalityFusion, MultimodalEntityEmbedding
 from dhns_geo.nn.scorers import Scorer
 
 if TYPE_CHECKING:
-    from dhns_geo.sampling.base import Negatives
+    from dhns_geo.negatives import Negatives
 
 
 def positions(ids: Tensor, index: Tensor) -> Tensor:
@@ -75,6 +75,12 @@ class EntityTable:
         # F.embedding's backward is about 30% faster than indexing's
         # deterministic index_put on the CPU for [B, K] negatives.
         return self._fused if index is None else F.embedding(index, self._fused)
+
+    def prefers_restrict(self, device: torch.device) -> bool:
+        """Whether a step should :meth:`restrict` to its entities before
+        looking them up: a lazy table on the CPU (on a GPU ``unique()``
+        waits for the device)."""
+        return self.lazy and device.type == "cpu"
 
     def gatherable(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """A table ``[n, d]`` of fused rows and the positions ``[*]`` of the
@@ -165,40 +171,10 @@ class KGCModel(nn.Module):
 
     def score_negatives(self, head: Tensor, relation: Tensor, tail: Tensor,
                         negatives: "Negatives", table: EntityTable) -> Tensor:
-        """Scores ``[B, K]`` of a group of negatives of ``B`` positives.
-
-        Args:
-            head: ``[B, d]`` embeddings of the positives' heads.
-            relation: ``[B, d_r]`` relation embeddings of the positives.
-            tail: ``[B, d]`` embeddings of the positives' tails.
-            negatives: A :class:`~dhns_geo.sampling.Negatives` group.
-            table: The entity table of the step.
-        """
-        if negatives.shared is not None:
-            candidates = table.fused(negatives.shared)              # [K, d]
-            query = torch.where(negatives.corrupted_head[:, :1],    # one side a row
-                                self.scorer.compose(tail, relation, "head"),
-                                self.scorer.compose(head, relation, "tail"))
-            return self.scorer.match_all(query, candidates)
-        if negatives.corrupted_head is None:
-            covered = negatives.head.size(0)          # the first rows only
-            if covered < head.size(0):
-                scores = self.score_negatives(head[:covered], relation[:covered],
-                                              tail[:covered], negatives, table)
-                return torch.cat([scores, scores.new_zeros(
-                    head.size(0) - covered, scores.size(1))])
-            heads, tails = table.entity(negatives.head), table.entity(negatives.tail)
-            if negatives.own is not None:                 # [K, 2]
-                own = negatives.own.unsqueeze(-1)
-                heads = torch.where(own[:, 0], head.unsqueeze(1), heads)
-                tails = torch.where(own[:, 1], tail.unsqueeze(1), tails)
-            return self.scorer(heads, relation.unsqueeze(1), tails)
-        flag = negatives.corrupted_head
-        queries = torch.stack([self.scorer.compose(head, relation, "tail"),
-                               self.scorer.compose(tail, relation, "head")], 1)
-        rows, index = table.gatherable(torch.where(flag, negatives.head,
-                                                   negatives.tail))
-        return self.scorer.match_rows(queries, rows, index, flag.long())
+        """Scores ``[B, K]`` of a group of negatives of ``B`` positives
+        (:meth:`~dhns_geo.negatives.Negatives.score` with this model's
+        scorer)."""
+        return negatives.score(self.scorer, head, relation, tail, table)
 
     def query(self, known: Tensor, relation: Tensor, side: str) -> Tensor:
         """Queries ``[*, d]`` for the missing ``side`` of ``known`` ``[*, d]``

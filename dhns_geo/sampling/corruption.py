@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from dhns_geo.data.filter import FilterIndex
-from dhns_geo.nn.model import EntityTable, KGCModel
 from dhns_geo.sampling.base import NegativeSampler, Negatives
+
+if TYPE_CHECKING:
+    from dhns_geo.nn.model import EntityTable, KGCModel
 
 
 def bernoulli_head_prob(triples: Tensor, num_relations: int) -> Tensor:
@@ -68,7 +72,7 @@ class CorruptionSampler(NegativeSampler):
             self.filter_index = self.filter_index.to(self.head_prob.device)
         return self
 
-    def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
+    def sample(self, positives: Tensor, model: "KGCModel", table: "EntityTable",
                generator: torch.Generator) -> list[Negatives]:
         h, r, t = positives.unbind(dim=1)
         shape = (positives.size(0), self.num_negatives)

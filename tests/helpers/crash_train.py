@@ -14,6 +14,7 @@ import sys
 import torch
 
 import dhns_geo.run_folder as run_folder
+import dhns_geo.stores as stores
 import dhns_geo.training as training
 from dhns_geo.cli.main import main
 
@@ -40,13 +41,13 @@ if moment == "step":
         return step(self, batch)
     training.Trainer.train_step = train_step
 elif moment == "eval":
-    evaluate = training.evaluate_link_prediction
+    evaluate = stores.evaluate_link_prediction
 
     def evaluate_link_prediction(*args, **kwargs):
         if reached():
             die()
         return evaluate(*args, **kwargs)
-    training.evaluate_link_prediction = evaluate_link_prediction
+    stores.evaluate_link_prediction = evaluate_link_prediction
 elif moment == "write":
     save = torch.save
 
