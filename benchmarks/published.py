@@ -20,8 +20,9 @@ import json
 import statistics
 from pathlib import Path
 
+from dhns_geo.provenance import FIELDS as PROVENANCE, run_provenance
 from dhns_geo.run_folder import read_run_config
-from reproduce import train_command
+from reproduce import DATA_PLACEHOLDER, train_command
 
 #: (dataset, model, MRR, Hits@1, Hits@10, source) of published filtered
 #: test results.
@@ -40,7 +41,7 @@ PUBLISHED = [
 
 FIELDS = ["dataset", "run", "scorer", "training", "dim", "epochs_run",
           "best_epoch", "valid_mrr", "test_mrr", "test_hits@1", "test_hits@3",
-          "test_hits@10", "epoch_s", "features", "command"]
+          "test_hits@10", "epoch_s", "features", *PROVENANCE, "command"]
 
 
 def run_row(run_dir: Path) -> dict:
@@ -62,7 +63,8 @@ def run_row(run_dir: Path) -> dict:
             "test_hits@10": round(test["hits@10"], 4),
             "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 1),
             "features": "; ".join(f"{k}: {v}" for k, v in sources.items()) or "none",
-            "command": train_command(config, run_dir)}
+            **run_provenance(run_dir),
+            "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
 
 
 def curves(run_dirs: list[Path]) -> list[dict]:

@@ -40,7 +40,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterator
 
-from dhns_geo.config import TrainConfig
+from dhns_geo.config import TrainConfig, command_line
+from dhns_geo.provenance import run_provenance as row_provenance
 from dhns_geo.run_folder import read_run_config
 from dhns_geo.runs import run_training
 
@@ -110,6 +111,8 @@ BUDGETS = {
              "lr_plateau_factor": 1.0},
 }
 METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
+#: A row's command names the data folder by this, never one machine's path.
+DATA_PLACEHOLDER = {"root": "DATA"}
 
 
 def grid_config(budget: dict, method: str, **fields) -> TrainConfig:
@@ -121,25 +124,12 @@ def grid_config(budget: dict, method: str, **fields) -> TrainConfig:
     return TrainConfig(**fields, **budget, **variant)
 
 
-def option_args(name: str, value: Any) -> list[str]:
-    """The ``dhns train`` arguments that set option ``name`` to ``value``."""
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool):         # a switch: --flag or --no-flag
-        return [flag if value else "--no-" + flag[2:]]
-    if isinstance(value, list):
-        value = ",".join(map(str, value))
-    return [flag, str(value)]
-
-
-def train_command(cfg: TrainConfig, run_dir: Path) -> str:
-    """The ``dhns train`` command line that trains ``cfg`` into ``run_dir``."""
-    default = TrainConfig()
-    args = ["dhns", "train"]
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if value != getattr(default, f.name) and value is not None:
-            args += option_args(f.name, value)
-    return shlex.join(args + ["--out", str(run_dir)])
+def train_command(cfg: TrainConfig, run_dir: Path,
+                  placeholders: dict[str, str] | None = None) -> str:
+    """The ``dhns train`` command line that trains ``cfg`` into ``run_dir``
+    (:func:`dhns_geo.config.command_line`; ``placeholders`` replace values,
+    e.g. ``{"root": "DATA"}``)."""
+    return f"{command_line(cfg, placeholders)} --out {shlex.quote(str(run_dir))}"
 
 
 def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
@@ -164,7 +154,8 @@ def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
            **{f"test_{k}": metrics["test"][k] for k in METRICS},
            "epoch_s": statistics.median(float(h["seconds"]) for h in history),
            "wall_s": wall, "features": features or "none",
-           "command": train_command(cfg, run_dir)}
+           **row_provenance(run_dir),
+           "command": train_command(cfg, run_dir, DATA_PLACEHOLDER)}
     return row
 
 

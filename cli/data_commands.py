@@ -12,14 +12,13 @@ from dhns_geo.cli.main import app
 from dhns_geo.cli.output import format_table
 from dhns_geo.data import (MODALITIES, num_entities, num_relations,
                            quality_report)
+from dhns_geo.cli.options import ROOT_OPTION
 from dhns_geo.datasets import BENCHMARKS, default_root, load_dataset
 
 datasets_app = typer.Typer(help="List and check datasets.",
                            invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(datasets_app, name="datasets")
 
-ROOT_OPTION = typer.Option(None, "--root", help="Dataset root (default: "
-                           "$DHNS_DATA or ~/.cache/dhns-geo).")
 
 #: Published statistics of the built-in benchmarks.
 STATS = {"DB15K": (12842, 279, 79222, 9904, 9902),

@@ -11,7 +11,7 @@ import torch
 import typer
 
 from dhns_geo.cli.main import app
-from dhns_geo.cli.options import comma_list
+from dhns_geo.cli.options import TSV_OUT_OPTION, comma_list
 from dhns_geo.build import build_dhns_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
@@ -42,7 +42,7 @@ def sample_negatives(
     limit: Optional[int] = typer.Option(100, "--limit", help="Number of positives (0: all)."),
     levels: Optional[str] = typer.Option(None, "--levels", help="Comma-separated diffusion steps (default: all levels)."),
     k: int = typer.Option(5, "--k", help="Nearest real entities per generated embedding."),
-    out: Optional[Path] = typer.Option(None, "--out", help="TSV file (default: stdout)."),
+    out: Optional[Path] = TSV_OUT_OPTION,
     generator_epochs: int = typer.Option(3, "--generator-epochs", help="Epochs of generator training when the run has no trained generator."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the sampling."),

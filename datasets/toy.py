@@ -73,9 +73,38 @@ def generate_toy_mmkg(num_entities: int = 1000, num_relations: int = 10,
     g = torch.Generator().manual_seed(seed)
     size = num_entities // num_clusters
     n = size * num_clusters
+    triples = _toy_triples(n, num_relations, num_clusters, density, noise, g)
+    n_test = n_valid = triples.size(0) // 10
+    splits = {"valid": triples[:n_valid], "test": triples[n_valid:n_valid + n_test],
+              "train": triples[n_valid + n_test:]}
+    kg = KnowledgeGraph(n, num_relations, splits,
+                        [f"entity_{i}" for i in range(n)],
+                        [f"relation_{i}" for i in range(num_relations)],
+                        source=f"ToyMMKG(seed={seed})")
+    data = to_hetero_data(kg, warn=False)
     entity = torch.arange(n)
     cluster, member = entity % num_clusters, entity // num_clusters
+    angle = 2 * math.pi * member.float() / size
+    position = torch.stack([torch.cos(angle), torch.sin(angle),
+                            torch.cos(2 * angle), torch.sin(2 * angle)], dim=1)
+    onehot = torch.nn.functional.one_hot(cluster, num_clusters).float()
+    for modality, codes, dim, missing in (("visual", onehot, 64, 0.15),
+                                          ("textual", position, 32, 0.10)):
+        x = _features(codes, dim, g)
+        mask = torch.rand(n, generator=g) >= missing
+        x[~mask] = 0.0
+        attach_features(data, modality, x, source=f"ToyMMKG(seed={seed})",
+                        mask=mask)
+    return data
 
+
+def _toy_triples(n: int, num_relations: int, num_clusters: int, density: float,
+                 noise: float, g: torch.Generator) -> torch.Tensor:
+    """The shuffled ``[E, 3]`` triples of the toy graph: relation ``r`` maps
+    an entity to a shifted member of a shifted cluster, with noise."""
+    size = n // num_clusters
+    entity = torch.arange(n)
+    cluster, member = entity % num_clusters, entity // num_clusters
     cluster_shift = torch.randint(1, num_clusters, (num_relations,), generator=g)
     shift = torch.randint(1, size, (num_relations,), generator=g)  # [R]
 
@@ -90,26 +119,4 @@ def generate_toy_mmkg(num_entities: int = 1000, num_relations: int = 10,
     t_member = torch.where(is_noise, random_member, t_member)
     t = t_member * num_clusters + t_cluster
     triples = torch.unique(torch.stack([h, r, t], dim=1), dim=0)
-    triples = triples[torch.randperm(triples.size(0), generator=g)]
-
-    n_test = n_valid = triples.size(0) // 10
-    splits = {"valid": triples[:n_valid], "test": triples[n_valid:n_valid + n_test],
-              "train": triples[n_valid + n_test:]}
-    kg = KnowledgeGraph(n, num_relations, splits,
-                        [f"entity_{i}" for i in range(n)],
-                        [f"relation_{i}" for i in range(num_relations)],
-                        source=f"ToyMMKG(seed={seed})")
-    data = to_hetero_data(kg, warn=False)
-
-    angle = 2 * math.pi * member.float() / size
-    position = torch.stack([torch.cos(angle), torch.sin(angle),
-                            torch.cos(2 * angle), torch.sin(2 * angle)], dim=1)
-    onehot = torch.nn.functional.one_hot(cluster, num_clusters).float()
-    for modality, codes, dim, missing in (("visual", onehot, 64, 0.15),
-                                          ("textual", position, 32, 0.10)):
-        x = _features(codes, dim, g)
-        mask = torch.rand(n, generator=g) >= missing
-        x[~mask] = 0.0
-        attach_features(data, modality, x, source=f"ToyMMKG(seed={seed})",
-                        mask=mask)
-    return data
+    return triples[torch.randperm(triples.size(0), generator=g)]

@@ -271,18 +271,19 @@ def command_args(config: TrainConfig | Mapping[str, Any],
     """
     values = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     defaults, placeholders = TrainConfig.defaults(), placeholders or {}
-    args: list[str] = []
-    for name, value in values.items():
-        if value == defaults[name]:
-            continue
-        flag_ = flag_name(name)
-        if isinstance(value, bool):
-            args.append(flag_ if value else f"--no-{flag_[2:]}")
-        else:
-            shown = (",".join(map(str, value)) if isinstance(value, list)
-                     else str(value))
-            args += [flag_, placeholders.get(name, shown)]
-    return args
+    return [arg for name, value in values.items() if value != defaults[name]
+            for arg in option_args(name, value, placeholders.get(name))]
+
+
+def option_args(name: str, value: Any, placeholder: str | None = None) -> list[str]:
+    """The ``dhns train`` arguments that set option ``name`` to ``value``:
+    ``--flag`` / ``--no-flag`` for a switch, ``--flag 1,2,3`` for a list,
+    ``--flag placeholder`` when one is given."""
+    flag_ = flag_name(name)
+    if isinstance(value, bool):
+        return [flag_ if value else f"--no-{flag_[2:]}"]
+    shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return [flag_, shown if placeholder is None else placeholder]
 
 
 def command_line(config: TrainConfig | Mapping[str, Any],

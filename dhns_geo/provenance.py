@@ -46,3 +46,24 @@ def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
     return {"dhns_geo": library_version(), "git_commit": git_commit(),
             "torch": torch.__version__,
             "device": str(device) if device is not None else None}
+
+
+#: The columns of a results row that say what produced it.
+FIELDS = ("dhns_geo", "commit", "torch", "device")
+
+
+def run_provenance(run_dir: Path) -> dict[str, Any]:
+    """The :data:`FIELDS` of a run folder (from ``metrics.json``, else
+    ``config.json``; empty for run folders written before they were
+    recorded)."""
+    import json
+    for name in ("metrics.json", "config.json"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            found = json.loads(path.read_text()).get("provenance")
+            if found:
+                return {"dhns_geo": found.get("dhns_geo", ""),
+                        "commit": found.get("git_commit") or "",
+                        "torch": found.get("torch", ""),
+                        "device": found.get("device") or ""}
+    return {name: "" for name in FIELDS}

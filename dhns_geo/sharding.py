@@ -98,6 +98,21 @@ def _import_engine() -> SimpleNamespace:
         KeyedJaggedTensor=KeyedJaggedTensor)
 
 
+def _check_job(optimizer: str, device: torch.device) -> None:
+    """A sharded table needs a process group and an optimizer the engine
+    fuses on ``device``."""
+    if optimizer not in ENGINE_OPTIMIZERS.get(device.type, ()):
+        raise DHNSError(
+            f"--shard-entities on {device.type}: the engine's fused "
+            f"optimizers here are {', '.join(ENGINE_OPTIMIZERS.get(device.type, ()))}"
+            f"; use --optimizer adagrad (got {optimizer})")
+    import torch.distributed as tdist
+    if not tdist.is_initialized():
+        raise DHNSError("--shard-entities runs in a torchrun job, e.g. "
+                        "torchrun --nproc-per-node=2 -m dhns_geo.cli "
+                        "train --shard-entities --optimizer adagrad ...")
+
+
 class ShardedEntities:
     """The ``[N, d]`` structural entity table, sharded row-wise over the
     ranks of the process group.
@@ -119,21 +134,23 @@ class ShardedEntities:
 
     def __init__(self, num_entities: int, dim: int, optimizer: str, lr: float,
                  dist: DistContext, device: torch.device) -> None:
-        if optimizer not in ENGINE_OPTIMIZERS.get(device.type, ()):
-            raise DHNSError(
-                f"--shard-entities on {device.type}: the engine's fused "
-                f"optimizers here are {', '.join(ENGINE_OPTIMIZERS.get(device.type, ()))}"
-                f"; use --optimizer adagrad (got {optimizer})")
-        import torch.distributed as tdist
-        if not tdist.is_initialized():
-            raise DHNSError("--shard-entities runs in a torchrun job, e.g. "
-                            "torchrun --nproc-per-node=2 -m dhns_geo.cli "
-                            "train --shard-entities --optimizer adagrad ...")
+        _check_job(optimizer, device)
         tr = _import_engine()
         self.num_entities, self.dim, self.dist = num_entities, dim, dist
         self.device = device
         self.permutation = RowPermutation(num_entities)
         self._kjt = tr.KeyedJaggedTensor
+        self.module = self._sharded_module(tr, optimizer, lr)
+        (shard,) = self._weight().local_shards()
+        self.offset = int(shard.metadata.shard_offsets[0])
+        self.num_local = int(shard.metadata.shard_sizes[0])
+        self._init_rows()
+
+    def _sharded_module(self, tr: SimpleNamespace, optimizer: str, lr: float) -> Any:
+        """The row-wise sharded ``EmbeddingCollection`` with its optimizer
+        fused into the lookup's backward."""
+        import torch.distributed as tdist
+        num_entities, dim, device = self.num_entities, self.dim, self.device
         collection = tr.EmbeddingCollection(tables=[tr.EmbeddingConfig(
             name="entity", embedding_dim=dim, num_embeddings=num_entities,
             feature_names=["entity"])], device=torch.device("meta"))
@@ -146,18 +163,14 @@ class ShardedEntities:
                                           kwargs)
         plan = tr.construct_module_sharding_plan(
             collection, per_param_sharding={"entity": tr.row_wise()},
-            local_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)),
-            world_size=dist.world_size,
+            local_size=int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size)),
+            world_size=self.dist.world_size,
             device_type=device.type)
         with torch.random.fork_rng(devices=[]):   # its own init draws nothing of ours
-            self.module = tr.DistributedModelParallel(
+            return tr.DistributedModelParallel(
                 collection, env=tr.ShardingEnv.from_process_group(tdist.group.WORLD),
                 plan=tr.ShardingPlan({"": plan}), device=device,
                 sharders=[tr.EmbeddingCollectionSharder()])
-        (shard,) = self._weight().local_shards()
-        self.offset = int(shard.metadata.shard_offsets[0])
-        self.num_local = int(shard.metadata.shard_sizes[0])
-        self._init_rows()
 
     # -- the rows this rank owns -----------------------------------------
     def _weight(self):
@@ -166,6 +179,12 @@ class ShardedEntities:
     def local_weight(self) -> Tensor:
         """The ``[n_local, d]`` rows this rank owns (the live storage)."""
         return self._weight().local_shards()[0].tensor
+
+    def local_columns(self, entities: Tensor) -> tuple[Tensor, Tensor]:
+        """Positions ``[*]`` of entities ``[*]`` among this rank's rows, and
+        ``[*]`` whether this rank owns them."""
+        col = self.permutation.rows(entities) - self.offset
+        return col, (col >= 0) & (col < self.num_local)
 
     def local_entities(self) -> Tensor:
         """Entity ids ``[n_local]`` of this rank's rows, in row order."""
@@ -336,11 +355,7 @@ def sharded_rank_fn(model: "KGCModel", table: ShardedEntities) -> "RankFn":
 
     own_rows = model.fusion(*model.entities(table.local_entities(),
                                             rows=table.local_weight()))
-    lo, n_local = table.offset, table.num_local
-
-    def local_columns(entities: Tensor) -> tuple[Tensor, Tensor]:
-        col = table.permutation.rows(entities) - lo
-        return col, (col >= 0) & (col < n_local)
+    n_local = table.num_local
 
     def rank_fn(known: Tensor, relation: Tensor, side: str, target: Tensor,
                 filter_row: Tensor, filter_col: Tensor) -> Tensor:
@@ -349,11 +364,11 @@ def sharded_rank_fn(model: "KGCModel", table: ShardedEntities) -> "RankFn":
         query = model.query(fused[positions(ids, known)], relation, side)
         scores = model.scorer.match_all(query, own_rows)            # [B, n_local]
         rows = torch.arange(known.numel(), device=known.device)
-        col, mine = local_columns(target)
+        col, mine = table.local_columns(target)
         true = torch.where(mine, scores[rows, col.clamp(0, n_local - 1)],
                            scores.new_zeros(()))
         tdist.all_reduce(true)                   # the owner's score, everywhere
-        f_col, f_mine = local_columns(filter_col)
+        f_col, f_mine = table.local_columns(filter_col)
         greater, ties, candidates = filtered_counts(
             scores, true, torch.cat([filter_row[f_mine], rows[mine]]),
             torch.cat([f_col[f_mine], col[mine]]))

@@ -121,16 +121,30 @@ def tune(base: TrainConfig, space: dict[str, dict], study_dir: Path,
             TrainConfig.from_dict({**base.to_dict(), **values})
         except OptionError as exc:
             raise DHNSError(f"search space: {exc}") from None
-    study = optuna.create_study(
-        study_name="dhns", storage=f"sqlite:///{study_dir / 'study.db'}",
-        load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=base.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study = _study(optuna, study_dir, base.seed)
     done = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
     finished = len(study.get_trials(states=done))
     if finished:
         log(f"resuming the study in {study_dir}: {finished} of {trials} trials done")
+    if trials > finished:
+        study.optimize(_trial_objective(optuna, base, space, study_dir, log),
+                       n_trials=trials - finished, timeout=timeout, catch=())
+    return _write_results(study, base, study_dir, optuna)
 
+
+def _study(optuna: Any, study_dir: Path, seed: int) -> Any:
+    """The study stored in ``study_dir`` (made or reopened)."""
+    return optuna.create_study(
+        study_name="dhns", storage=f"sqlite:///{study_dir / 'study.db'}",
+        load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+
+
+def _trial_objective(optuna: Any, base: TrainConfig, space: dict[str, dict],
+                     study_dir: Path, log: Callable[[str], None]
+                     ) -> Callable[[Any], float]:
+    """Optuna's objective: train a trial's config, pruned on valid MRR."""
     def objective(trial) -> float:
         values = suggest(trial, space)
         config = TrainConfig.from_dict({**base.to_dict(), **values})
@@ -151,10 +165,7 @@ def tune(base: TrainConfig, space: dict[str, dict], study_dir: Path,
         log(f"trial {trial.number}: valid MRR {best:.4f} {values}")
         return best
 
-    if trials > finished:
-        study.optimize(objective, n_trials=trials - finished, timeout=timeout,
-                       catch=())
-    return _write_results(study, base, study_dir, optuna)
+    return objective
 
 
 def _corners(space: dict[str, dict]) -> list[dict[str, Any]]:

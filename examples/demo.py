@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from dhns_geo.cli.output import format_table
-from dhns_geo.config import TrainConfig
+from dhns_geo.config import TrainConfig, command_line
 from dhns_geo.data import split_triples
 from dhns_geo.predict import Predictor
 from dhns_geo.runs import run_training
@@ -29,11 +29,6 @@ METHODS = {
     "self-adversarial": {"sampler": "uniform", "loss": "self-adversarial"},
     "DHNS": {"sampler": "dhns", "loss": "self-adversarial"},
 }
-
-
-def flags(values: dict) -> str:
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items()
-                    if k != "dataset")
 
 
 def main() -> None:
@@ -68,7 +63,7 @@ def main() -> None:
                        [[a["rank"], a["name"], a["score"], a["known_in"] or "-"]
                         for a in answers]))
     print("\nThe same from the command line:\n"
-          f"  dhns train {flags({**BASE, **METHODS['DHNS']})} --out {runs['DHNS']}\n"
+          f"  {command_line({**BASE, **METHODS['DHNS']})} --out {runs['DHNS']}\n"
           f"  dhns predict {runs['DHNS']} --head {head} --relation {relation} --top 5")
 
 

@@ -156,6 +156,10 @@ def test_features_text_command_then_train_records_it(tmp_path, openke_folder,
     meta = json.loads((tmp_path / "text.pt.json").read_text())
     assert meta["source"] == "stub on entity names"
     assert meta["sha256"] == file_sha256(out)
+    # The versions that computed the bits (a re-run elsewhere may differ).
+    assert meta["versions"]["torch"] == torch.__version__
+    assert set(meta["versions"]) == {"sentence-transformers", "transformers",
+                                     "torch", "dhns-geo"}
 
     run_dir = tmp_path / "run"
     code, stdout, _ = run(["train", "--dataset", str(openke_folder), "--textual",

@@ -25,12 +25,11 @@ import sys
 from pathlib import Path
 
 import dhns_geo
-from dhns_geo.config import TrainConfig
+from dhns_geo.config import TrainConfig, option_args
 from dhns_geo.runs import run_training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # benchmarks/
 import paired  # noqa: E402
-from reproduce import option_args  # noqa: E402
 
 
 def setting(k: int, lr: float, dim: int = 256, batch: int = 1024,

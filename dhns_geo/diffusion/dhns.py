@@ -8,6 +8,7 @@ each level with its own NTAT margin factor and loss weight.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -119,22 +120,13 @@ class DiffHEG(nn.Module):
         Returns:
             ``{t: [M, n, d]}``.
         """
-        if not keep or min(keep) < 1 or max(keep) > self.num_steps:
-            raise DHNSError(f"levels must lie in [1, {self.num_steps}], got "
-                            f"{list(keep)}")
+        self._check_steps(keep)
         grid = self.step_grid(keep, strided)
         x = torch.randn(cond.shape, generator=generator, device=cond.device)
         halves = cond.chunk(2, dim=1) if paired else (cond,)
         conditions = [self.denoiser.condition(c) for c in halves]
-
-        def step(x: Tensor, i: int, condition) -> Tensor:
-            t = grid[i]
-            eps = self.denoiser.denoise(x, t, condition)
-            if strided:
-                return self.schedule.ddim_step(x, t, grid[i + 1], eps)
-            noise = torch.randn(x.shape, generator=generator, device=x.device)
-            return self.schedule.ddpm_step(x, t, eps, noise)
-
+        step = functools.partial(self._reverse_step, grid=grid, strided=strided,
+                                 generator=generator)
         out = {}
         if grid[0] in keep:
             out[grid[0]] = x
@@ -146,6 +138,22 @@ class DiffHEG(nn.Module):
                 out[grid[i + 1]] = (torch.cat([x, step(x, i, conditions[1])], dim=1)
                                     if paired else x)
         return out
+
+    def _check_steps(self, keep: Sequence[int]) -> None:
+        if not keep or min(keep) < 1 or max(keep) > self.num_steps:
+            raise DHNSError(f"levels must lie in [1, {self.num_steps}], got "
+                            f"{list(keep)}")
+
+    def _reverse_step(self, x: Tensor, i: int, condition: Any, grid: list[int],
+                      strided: bool, generator: torch.Generator) -> Tensor:
+        """``x`` at step ``grid[i]`` -> ``grid[i + 1]`` (DDIM) or one step
+        below (DDPM)."""
+        t = grid[i]
+        eps = self.denoiser.denoise(x, t, condition)
+        if strided:
+            return self.schedule.ddim_step(x, t, grid[i + 1], eps)
+        noise = torch.randn(x.shape, generator=generator, device=x.device)
+        return self.schedule.ddpm_step(x, t, eps, noise)
 
 
 class DHNSSampler(NegativeSampler):

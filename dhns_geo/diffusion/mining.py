@@ -72,29 +72,35 @@ def mine_hard_negatives(sampler: DHNSSampler, model: KGCModel,
     entities = table.fused()
     levels = list(range(len(sampler.levels))) if levels is None else levels
     k = min(k, entities.size(0))
-    cols: dict[str, list[Tensor]] = {c: [] for c in
-                                     ("positive", "side", "level", "rank",
-                                      "entity", "distance")}
+    cols: dict[str, list[Tensor]] = {c: [] for c in COLUMNS}
     for start in range(0, positives.size(0), batch_size):
         batch = positives[start:start + batch_size]
         h, r, t = batch.unbind(dim=1)
         generated = sampler.generate(batch, model, table, generator, levels)
-        nearest = {}
         for i, (gen_h, gen_t) in generated.items():
-            for position, gen, known in (("head", gen_h, t), ("tail", gen_t, h)):
+            for side_id, gen, known in ((0, gen_h, t), (1, gen_t, h)):
+                position = SIDES[side_id][1]
                 dist = torch.cdist(gen, entities)
                 row, col = filter_index.true_answers(known, r, position)
                 dist[row, col] = float("inf")
-                nearest[i, position] = torch.topk(dist, k, largest=False)
-        n = batch.size(0)
-        for i in generated:
-            for side_id, (_, position) in enumerate(SIDES):
-                values, ids = nearest[i, position]
-                cols["positive"].append((torch.arange(n, device=ids.device) + start)
-                                        .repeat_interleave(k))
-                cols["side"].append(torch.full((n * k,), side_id, device=ids.device))
-                cols["level"].append(torch.full((n * k,), i, device=ids.device))
-                cols["rank"].append(torch.arange(k, device=ids.device).repeat(n))
-                cols["entity"].append(ids.reshape(-1))
-                cols["distance"].append(values.reshape(-1))
+                values, ids = torch.topk(dist, k, largest=False)
+                for name, column in _rows(start, side_id, i, values, ids).items():
+                    cols[name].append(column)
     return {c: torch.cat(v) for c, v in cols.items()}
+
+
+#: The columns of :func:`mine_hard_negatives`.
+COLUMNS = ("positive", "side", "level", "rank", "entity", "distance")
+
+
+def _rows(start: int, side: int, level: int, values: Tensor,
+          ids: Tensor) -> dict[str, Tensor]:
+    """The columns of the ``[n, k]`` nearest ``ids`` (at distances
+    ``values``) of positives ``start ...`` on one side and level."""
+    n, k = ids.shape
+    device = ids.device
+    return {"positive": (torch.arange(n, device=device) + start).repeat_interleave(k),
+            "side": torch.full((n * k,), side, device=device),
+            "level": torch.full((n * k,), level, device=device),
+            "rank": torch.arange(k, device=device).repeat(n),
+            "entity": ids.reshape(-1), "distance": values.reshape(-1)}
