@@ -42,6 +42,17 @@ def openke_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def losses(run_dir: Path) -> list[float]:
+    """The epochs' mean training losses of a run folder (history.csv)."""
+    import csv
+    return [float(row["loss"]) for row in csv.DictReader((run_dir / "history.csv").open())]
+
+
+def random_mrr(num_entities: int) -> float:
+    """The expected MRR of a ranking drawn at random: H_N / N."""
+    return sum(1 / k for k in range(1, num_entities + 1)) / num_entities
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """Runs ``dhns argv`` in-process; returns (exit code, stdout, stderr)."""
     from dhns_geo.cli.main import main

@@ -3,6 +3,7 @@ import csv
 import pytest
 import torch
 
+from conftest import losses
 from dhns_geo.cli.main import main
 from dhns_geo.config import TrainConfig
 from dhns_geo.build import build_sampler
@@ -188,10 +189,11 @@ def test_dhns_checkpoint_resume_restores_generator(tmp_path):
 @pytest.mark.parametrize("scorer,encoder", [("transe", "rgcn"), ("distmult", "none"),
                                             ("complex", "rgcn")])
 def test_dhns_trains_with_every_scorer(tmp_path, scorer, encoder):
-    cfg = TrainConfig(dim=16, epochs=1, eval_every=1, sampler="dhns",
+    cfg = TrainConfig(dim=16, epochs=2, eval_every=1, sampler="dhns",
                       scorer=scorer, encoder=encoder, num_negatives=4)
-    m = run_training(cfg, tmp_path / "r", **QUIET)
-    assert 0 < m["test"]["mrr"] <= 1
+    run_training(cfg, tmp_path / "r", **QUIET)
+    trained = losses(tmp_path / "r")
+    assert len(trained) == 2 and trained[1] < trained[0]
 
 
 def test_sample_negatives_cli(tmp_path, capsys):

@@ -58,6 +58,37 @@ def test_shards_of_any_job_size_give_any_rows_and_the_table():
         gather_rows(shards(3)[:2], "rows", 0, n)
 
 
+def test_shard_files_of_another_epoch_are_refused(tmp_path):
+    from dhns_geo.run_folder import CheckpointError, atomic_save, shard_path
+    from dhns_geo.sharding import load_epoch_shards
+
+    n = 6
+    perm = RowPermutation(n)
+
+    def write(name, epoch, rank=None):
+        for r in (0, 1) if rank is None else (rank,):
+            shard = {"num_entities": n, "dim": 2, "offset": 3 * r,
+                     "rows": torch.full((3, 2), float(epoch or 0)),
+                     "permutation": [perm.a, perm.b]}
+            if epoch is not None:
+                shard["epoch"] = epoch
+            (tmp_path / "shards").mkdir(exist_ok=True)
+            atomic_save(shard, shard_path(tmp_path, name, r, 2))
+
+    write("model", 4)
+    assert [s["epoch"] for s in load_epoch_shards(tmp_path, "model", 4)] == [4, 4]
+    write("model", 5, rank=1)        # a crash between the ranks' writes
+    with pytest.raises(CheckpointError, match=r"no model shard files of epoch 4.*\[4, 5\]"):
+        load_epoch_shards(tmp_path, "model", 4)
+    write("model", None)             # written before shards carried an epoch
+    assert len(load_epoch_shards(tmp_path, "model", 4)) == 2
+    write("last", 7)
+    write("last.prev", 6)
+    assert load_epoch_shards(tmp_path, "last", 6)[0]["epoch"] == 6   # the previous
+    with pytest.raises(CheckpointError, match="epoch 5"):
+        load_epoch_shards(tmp_path, "last", 5)
+
+
 def test_counts_summed_over_column_blocks_give_the_ranks():
     torch.manual_seed(0)
     scores = torch.randn(4, 9).round(decimals=1)        # with ties
@@ -164,6 +195,12 @@ def test_two_gloo_ranks_with_a_sharded_table_equal_one_process(tmp_path, extra, 
     assert [r["id"] for r in top[out]] == [r["id"] for r in top[tmp_path / "single"]]
     for a, b in zip(top[out], top[tmp_path / "single"]):
         assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+    # ... and mines negatives from it (its generator trained on one machine).
+    code, printed, err = run_cli(["sample-negatives", str(out), "--limit", "2", "--k",
+                                  "1", "--levels", "5", "--generator-epochs", "1",
+                                  "--no-progress"], capsys)
+    assert code == 0, err
+    assert len(printed.strip().splitlines()) == 1 + 2 * 2          # header + rows
     # Rewound to epoch 1 (as if stopped there), --resume trains epoch 2 again
     # from the shards' rows and optimizer state, to the same model: on the
     # same 2 ranks, and on 1 (which reads its rows from both shards).

