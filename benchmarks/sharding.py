@@ -10,7 +10,7 @@ rank it reports the bytes of the entity table's parameters, gradient and
 optimizer state that the rank holds, and its peak resident memory
 (``ru_maxrss``, which also counts the data, the filter index and PyTorch).
 
-    python benchmarks/sharding.py                   # 1M x 256: one process, 2 replicated, sharded W=1,2,4
+    python benchmarks/sharding.py                   # 1M x 256: one process (dense, row-sparse), 2 replicated, sharded W=1,2,4
     python benchmarks/sharding.py --entities 100000 --modes sharded:2,replicated:2
 """
 
@@ -51,13 +51,16 @@ def synthetic_data(entities: int, seed: int = 0):
 def table_bytes(trainer) -> int:
     """Bytes of the entity table's parameters, gradient and optimizer state
     that this rank holds."""
-    if trainer.sharded is not None:
-        table = trainer.sharded
+    table = getattr(trainer.store, "sharded", None)
+    if table is not None:
         return (table.local_weight().numel()
                 + sum(v.numel() for v in table.optimizer_states().values())) * 4
     weight = trainer.model.entities.structural.weight
-    held = weight.numel() + (weight.grad.numel() if weight.grad is not None else 0)
-    held += sum(v.numel() for v in trainer.optimizer.state[weight].values()
+    optimizer = getattr(trainer.store, "optimizer", trainer.optimizer)
+    grad = weight.grad
+    held = weight.numel() + (0 if grad is None else grad._nnz() * grad.size(1)
+                             if grad.is_sparse else grad.numel())
+    held += sum(v.numel() for v in optimizer.state[weight].values()
                 if torch.is_tensor(v) and v.dim() > 0)
     return held * 4
 
@@ -75,7 +78,8 @@ def worker(args: argparse.Namespace) -> None:
     config = TrainConfig(dataset="synthetic", features="none", scorer="rotate",
                          dim=args.dim, optimizer="adagrad", lr=0.1,
                          batch_size=args.batch_size, num_negatives=args.negatives,
-                         shard_entities=sharded, device="cpu")
+                         shard_entities=sharded, device="cpu",
+                         sparse_entities=args.mode == "sparse")
     trainer = Trainer.from_config(config, data, device, dist=dist, progress=False)
     g = torch.Generator().manual_seed(1)                  # the same batches everywhere
     batches = [trainer.train_triples[torch.randint(
@@ -107,7 +111,7 @@ def run_job(mode: str, world: int, args: argparse.Namespace) -> list[dict]:
               "--dim", str(args.dim), "--batch-size", str(args.batch_size),
               "--negatives", str(args.negatives), "--steps", str(args.steps),
               "--warmup", str(args.warmup)]
-    if mode == "one":
+    if mode in ("one", "sparse"):
         cmd = [sys.executable, *script]
     else:
         torchrun = Path(sys.executable).with_name("torchrun")
@@ -129,8 +133,10 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--modes", default="one:1,replicated:2,sharded:1,sharded:2,sharded:4",
-                        help="MODE:W jobs; MODE one, replicated or sharded")
+    parser.add_argument("--modes", default="one:1,sparse:1,replicated:2,sharded:1,"
+                        "sharded:2,sharded:4",
+                        help="MODE:W jobs; MODE one, sparse (one process, "
+                        "--sparse-entities), replicated or sharded")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -145,7 +151,8 @@ def main() -> None:
              "| table | ranks W | table + gradient + optimizer state per rank (MiB) "
              "| peak RSS per rank, max (MiB) | s / step | triples / s |",
              "| --- | --- | --- | --- | --- | --- |"]
-    names = {"one": "one process", "replicated": "replicated (data parallel)",
+    names = {"one": "one process", "sparse": "one process, row-sparse (--sparse-entities)",
+             "replicated": "replicated (data parallel)",
              "sharded": "sharded (TorchRec, row-wise)"}
     for job in args.modes.split(","):
         mode, world = job.split(":")

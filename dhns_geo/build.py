@@ -57,14 +57,17 @@ def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
     if config.encoder == "rgcn":
         encoder = RGCNEncoder(config.dim, r, config.rgcn_layers,
                               config.rgcn_bases)
-    store = data[EDGE_TYPE]
+    edges = data[EDGE_TYPE]
     try:
-        return KGCModel(n, r, config.dim, make_scorer(config.scorer,
-                                                      config.p_norm, config.rotate_p),
-                        features, encoder, store.edge_index, store.edge_type,
-                        reciprocal=config.reciprocal, structural=structural)
+        model = KGCModel(n, r, config.dim, make_scorer(config.scorer, config.p_norm,
+                                                       config.rotate_p),
+                         features, encoder, edges.edge_index, edges.edge_type,
+                         reciprocal=config.reciprocal, structural=structural)
     except ValueError as exc:
         raise DHNSError(str(exc)) from None
+    if config.sparse_entities:          # a row-sparse store updates the table
+        model.entities.structural.sparse = True
+    return model
 
 
 def num_modalities(config: TrainConfig, data: HeteroData) -> int:

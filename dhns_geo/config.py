@@ -135,6 +135,7 @@ class TrainConfig:
     lr_plateau_patience: int = option(1, "Apply --lr-plateau-factor only after this many evaluations in a row without gain, and again after each further this many (1: after every one). Steadies the rate when a small or noisy selection split is evaluated often.", integer(1))
     device: str = option("auto", "auto, cpu or cuda.", device_rule)
     shard_entities: bool = option(False, "Under torchrun: shard the structural entity table row-wise over the ranks (TorchRec; the [distributed] extra), each rank keeping about N/W rows and their optimizer state; needs --optimizer adagrad on CPUs.", flag)
+    sparse_entities: bool = option(False, "One process: a row-sparse gradient and Adagrad update of the structural table, reading and writing only the rows a step touches (the updates of dense Adagrad); pays on large tables with negatives shared by the batch.", flag, only_with={"optimizer": "adagrad", "training": "negatives", "encoder": "none", "shard_entities": False})
     seed: int = option(0, "Random seed.", integer(0, 2 ** 63 - 1))
     deterministic: bool = option(True, "torch deterministic algorithms.", flag)
     eval_every: int = option(5, "Evaluate on valid every N epochs.", integer(1))

@@ -2,7 +2,12 @@
 the training loop calls.
 
 * :class:`ReplicatedStore`: the rows are the model's own parameter (one
-  process, or every rank of a data-parallel job holding them all);
+  process, or every rank of a data-parallel job holding them all), updated
+  by the loop's optimizer;
+* :class:`RowSparseStore`: one process; the rows are the model's own
+  parameter, with a row-sparse gradient and Adagrad of its own that reads
+  and writes only the rows a step touches (what a sharded table does on
+  each rank, without ``torchrun``);
 * :class:`~dhns_geo.sharding.ShardedStore`: the rows are sharded over the
   ranks of a ``torchrun`` job (TorchRec), each rank keeping its share and
   its optimizer state in shard files beside the run's checkpoints.
@@ -15,6 +20,7 @@ hooks only; a new store is a new subclass of :class:`EntityStore`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +54,14 @@ class EntityStore:
         """The tensor to call ``backward()`` on for ``loss``."""
         return loss
 
+    def owned(self) -> list[torch.nn.Parameter]:
+        """Parameters of the model the store updates itself (the loop's
+        optimizer leaves them out)."""
+        return []
+
+    def step(self) -> None:
+        """Updates the store's own rows after backward."""
+
     def set_lr(self, lr: float) -> None:
         """The learning rate of the rows the store updates itself."""
 
@@ -62,6 +76,13 @@ class EntityStore:
         return evaluate_link_prediction(
             model.score_all_fn(), triples, filter_index, batch_size, device,
             dist=self.dist, return_ranks=return_ranks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """State of the store to resume from (in ``last.pt``)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def snapshot(self, epoch: int) -> dict[str, Any] | None:
         """The store's own state of the best model so far (kept in memory);
@@ -91,11 +112,63 @@ class ReplicatedStore(EntityStore):
     default (the model's state dict and optimizer carry them)."""
 
 
-def store_for(model: "KGCModel", dist: DistContext | None = None) -> EntityStore:
+class RowSparseStore(EntityStore):
+    """Rows held by the model as an ``nn.Embedding(sparse=True)`` and
+    updated by an Adagrad of the store's own: a step's gradient holds the
+    rows it touched only, and the update reads and writes those rows (and
+    their sums of squares) only. Adagrad leaves a row without gradient as
+    it is, so the updates are those of dense Adagrad; on a large table a
+    step costs what its rows cost instead of ``[N, d]`` reads and writes.
+
+    Args:
+        embedding: The model's structural table (``sparse`` is set on it).
+        lr: The learning rate (the loop's schedule sets it each step).
+        dist: One process (a ``torchrun`` job shards its table instead).
+    """
+
+    def __init__(self, embedding: torch.nn.Embedding, lr: float,
+                 dist: DistContext | None = None) -> None:
+        super().__init__(dist)
+        if self.dist.enabled:
+            from dhns_geo.errors import DHNSError
+            raise DHNSError("--sparse-entities runs in one process; a torchrun "
+                            "job shards its table with --shard-entities")
+        embedding.sparse = True
+        self.weight = embedding.weight
+        # Not fused: the fused kernel takes dense gradients only.
+        self.optimizer = torch.optim.Adagrad([self.weight], lr=lr)
+
+    def owned(self):
+        return [self.weight]
+
+    def set_lr(self, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self):
+        with warnings.catch_warnings():      # torch's note on unchecked sparse tensors
+            warnings.filterwarnings("ignore", "Sparse invariant checks")
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self):
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+def store_for(model: "KGCModel", dist: DistContext | None = None,
+              lr: float = 1e-3) -> EntityStore:
     """The store of ``model``'s structural rows: sharded when the model was
-    built with a :class:`~dhns_geo.sharding.ShardedEntities` table."""
+    built with a :class:`~dhns_geo.sharding.ShardedEntities` table,
+    row-sparse when its table is a sparse ``nn.Embedding`` (at learning
+    rate ``lr``)."""
     from dhns_geo.sharding import ShardedEntities, ShardedStore
     structural = model.entities.structural
     if isinstance(structural, ShardedEntities):
         return ShardedStore(structural, dist)
+    if getattr(structural, "sparse", False):
+        return RowSparseStore(structural, lr, dist)
     return ReplicatedStore(dist)

@@ -93,7 +93,7 @@ class Trainer:
         if config.deterministic:
             set_deterministic()
         self.model = model.to(device)
-        self.store = store or store_for(self.model, self.dist)
+        self.store = store or store_for(self.model, self.dist, config.lr)
         self.objective = objective.to(device)
         self.regularizer = build_regularizer(config, model.scorer.complex)
         self.data = data
@@ -101,7 +101,9 @@ class Trainer:
                               else train_triples).to(device)
         self.selection = selection_triples(data, config.select_on)
         self.filter_index = (filter_index or build_filter_index(data)).to(device)
-        self.optimizer = build_optimizer(config, self.model.parameters())
+        owned = {id(p) for p in self.store.owned()}
+        self.optimizer = build_optimizer(config, [p for p in self.model.parameters()
+                                                  if id(p) not in owned])
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.log = log or (lambda line: print(line, file=sys.stderr))
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -168,6 +170,7 @@ class Trainer:
         self.store.before_backward(loss * weight * dist.world_size, table).backward()
         dist.all_reduce_mean_([p.grad for p in params if p.grad is not None])
         self.optimizer.step()
+        self.store.step()
         self.loop.steps += 1
         return dist.sum(loss.detach() * weight)
 
@@ -244,6 +247,7 @@ class Trainer:
         return {"model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "objective": self.objective.state_dict(),
+                "store": self.store.state_dict(),
                 "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "loop": self.loop.state_dict()}
@@ -252,6 +256,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.objective.load_state_dict(objective_state(state))
+        self.store.load_state_dict(state.get("store", {}))
         # RNG states are CPU byte tensors, even after map_location="cuda".
         self.generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())

@@ -107,7 +107,9 @@ class MultimodalEntityEmbedding(nn.Module):
         """
         if rows is None:
             table = self.structural.weight if structural is None else structural
-            rows = table if index is None else F.embedding(index, table)
+            sparse = structural is None and self.structural.sparse
+            rows = table if index is None else F.embedding(index, table,
+                                                           sparse=sparse)
         masks = [torch.ones(rows.shape[:-1], dtype=torch.bool,
                             device=rows.device)]
         rows = [rows]
