@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import multiprocessing
 import shlex
@@ -38,7 +37,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from dhns_geo.config import TrainConfig, command_line
 from dhns_geo.provenance import run_provenance as row_provenance

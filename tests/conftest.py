@@ -42,6 +42,17 @@ def openke_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def chain_folder(tmp_path, n=10):
+    """e0 -next-> e1 -next-> ... -next-> e{n-1}, as a TSV folder."""
+    folder = tmp_path / "chain"
+    folder.mkdir()
+    rows = [f"e{i}\tnext\te{i + 1}\n" for i in range(n - 1)]
+    (folder / "train.tsv").write_text("".join(rows))
+    (folder / "valid.tsv").write_text(rows[3])
+    (folder / "test.tsv").write_text(rows[5])
+    return folder
+
+
 def losses(run_dir: Path) -> list[float]:
     """The epochs' mean training losses of a run folder (history.csv)."""
     import csv

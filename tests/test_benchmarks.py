@@ -11,6 +11,8 @@ from pathlib import Path
 from conftest import run_cli
 from dhns_geo.config import TrainConfig
 
+pytestmark = pytest.mark.slow      # trains models
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from conftest import place_raw
-from dhns_geo.data import quality_report, split_triples
-from dhns_geo.datasets import DB15K, MKGY, ToyMMKG, load_dataset
+from dhns_geo.data import add_reciprocals, quality_report, split_triples
+from dhns_geo.datasets import DB15K, MKGY, FB15k237, ToyMMKG, load_dataset
 
 
 def test_toy_is_deterministic_and_has_signal():
@@ -51,3 +51,29 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
     place_raw("MKG-Y", tmp_path)
     monkeypatch.setenv("DHNS_DATA", str(tmp_path))
     assert load_dataset("mkg_y")["entity"].num_nodes == 15000
+
+
+def test_add_reciprocals():
+    triples = torch.tensor([[0, 1, 2], [3, 0, 4]])
+    assert add_reciprocals(triples, 2).tolist() == [
+        [0, 1, 2], [3, 0, 4], [2, 3, 0], [4, 2, 3]]
+    assert triples.tolist() == [[0, 1, 2], [3, 0, 4]]       # not modified
+
+
+def test_fb15k237_counts_offline(tmp_path, monkeypatch):
+    root = place_raw("FB15k-237", tmp_path, FB15k237.raw_files)
+    monkeypatch.setattr("dhns_geo.datasets.benchmarks.download_url",
+                        lambda *a, **k: pytest.fail("must not download"))
+    data = FB15k237(root)[0]
+    assert data["entity"].num_nodes == 14541 and data.num_relations == 237
+    assert split_triples(data, "train").shape == (272115, 3)
+    assert data.valid_triples.shape == (17535, 3)
+    assert data.test_triples.shape == (20466, 3)
+    report = quality_report(data)
+    assert (report["valid"]["unseen_entities"], report["test"]["unseen_entities"]) == (8, 29)
+    assert load_dataset("fb15k237", root)["entity"].num_nodes == 14541
+    # A changed file is refused, naming it.
+    with open(root / "FB15k-237" / "raw" / "valid.txt", "a") as f:
+        f.write("/m/a\t/r\t/m/b\n")
+    with pytest.raises(Exception, match="valid.txt: sha256 differs"):
+        FB15k237(root, force_reload=True)

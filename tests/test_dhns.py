@@ -14,6 +14,8 @@ from dhns_geo.nn import KGCModel, RotatE
 from dhns_geo.sampling import UniformSampler
 from dhns_geo.runs import load_run, run_training
 
+pytestmark = pytest.mark.slow      # trains models
+
 QUIET = {"log": lambda line: None, "progress": False}
 
 

@@ -15,6 +15,8 @@ from dhns_geo.diffusion import DiffHEG
 from dhns_geo.presets import PRESETS
 from dhns_geo.training import Trainer
 
+pytestmark = pytest.mark.slow      # trains models
+
 
 def trainer(grad: str, data, index) -> Trainer:
     cfg = TrainConfig(sampler="dhns", dim=16, num_negatives=4, batch_size=64,

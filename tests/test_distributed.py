@@ -11,6 +11,8 @@ from dhns_geo.config import TrainConfig
 from dhns_geo.distributed import DistContext
 from dhns_geo.runs import run_training
 
+pytestmark = pytest.mark.slow      # trains models
+
 OPTIONS = {"dim": 16, "epochs": 2, "num_negatives": 4, "batch_size": 250,
            "eval_every": 1, "seed": 3, "device": "cpu"}   # gloo, GPU or not
 RUN_FILES = {"config.json", "model.pt", "last.pt", "last.prev.pt", "metrics.json",

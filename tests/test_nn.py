@@ -180,3 +180,48 @@ def test_match_rows_equals_match_on_gathered_candidates(name, p):
         head_side, scorer(cand, rel.unsqueeze(1), ent[t].unsqueeze(1)),
         scorer(ent[h].unsqueeze(1), rel.unsqueeze(1), cand))
     assert torch.allclose(rows, expected, atol=1e-4)
+
+
+def test_reciprocal_model_answers_head_queries_through_the_inverse_relation():
+    torch.manual_seed(0)
+    model = KGCModel(5, 2, 4, ComplEx(), reciprocal=True)
+    assert model.relations.num_embeddings == 4
+    entities, rel = model.entities.structural.weight, model.relations.weight
+    score = model.score_all_fn()
+    t, r = torch.tensor([3, 1]), torch.tensor([1, 0])
+    via_inverse = ComplEx().match_all(
+        ComplEx().compose(entities[t], rel[r + 2], "tail"), entities)
+    assert torch.allclose(score(t, r, "head"), via_inverse)
+    plain_head = ComplEx().match_all(
+        ComplEx().compose(entities[t], rel[r], "head"), entities)
+    assert not torch.allclose(score(t, r, "head"), plain_head)
+    # Tail queries use r itself.
+    tails = ComplEx().match_all(ComplEx().compose(entities[t], rel[r], "tail"),
+                                entities)
+    assert torch.allclose(score(t, r, "tail"), tails)
+
+
+def test_rotate_p1_is_the_rotate_authors_score():
+    torch.manual_seed(0)
+    h, t = torch.randn(5, 8), torch.randn(5, 8)
+    phase = torch.rand(5, 4) * 6.28 - 3.14
+    # Their model.py: gamma - sum_i |h_i * r_i - t_i| (re/im stacked, norm(dim=0)).
+    re_h, im_h = h.chunk(2, -1)
+    re_t, im_t = t.chunk(2, -1)
+    re = re_h * torch.cos(phase) - im_h * torch.sin(phase) - re_t
+    im = re_h * torch.sin(phase) + im_h * torch.cos(phase) - im_t
+    theirs = -torch.stack([re, im], 0).norm(dim=0).sum(-1)
+    scorer = RotatE(p=1.0)
+    assert torch.allclose(scorer(h, phase, t), theirs, atol=1e-5)
+    # match_all (in chunks) and match_rows give the same scores.
+    query = scorer.compose(h, phase, "tail")
+    every = scorer.match_all(query, t, chunk_elements=16)
+    assert torch.allclose(every, scorer.match(query.unsqueeze(1), t.unsqueeze(0)), atol=1e-5)
+    assert torch.allclose(every.diagonal(), theirs, atol=1e-5)
+    index = torch.tensor([[0, 3], [4, 4], [1, 2], [0, 0], [2, 1]])
+    which = torch.zeros_like(index)
+    rows = scorer.match_rows(query.unsqueeze(1), t, index, which)
+    assert torch.allclose(rows, every.gather(1, index), atol=1e-5)
+    # p = 2 is the Euclidean distance of the real vectors.
+    assert torch.allclose(RotatE()(h, phase, t),
+                          -torch.cat([re, im], -1).norm(dim=-1), atol=1e-5)

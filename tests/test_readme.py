@@ -1,6 +1,10 @@
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow      # trains models
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -4,15 +4,16 @@ commands that read a run: eval, predict, sample-negatives)."""
 import csv
 import io
 import json
-import shlex
 
 import pytest
 import torch
 
 from conftest import run_cli
-from dhns_geo.config import TrainConfig, command_line
+from dhns_geo.config import TrainConfig
 from dhns_geo.presets import PRESETS
 from dhns_geo.runs import load_run, run_training
+
+pytestmark = pytest.mark.slow      # trains models
 
 SMALL = {"dataset": "toy", "dim": 16, "epochs": 2, "eval_every": 1,
          "batch_size": 256}
@@ -38,7 +39,6 @@ def runs(tmp_path_factory):
     return folder
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_eval_gives_the_metrics_of_training(runs, kind, capsys):
     code, out, err = run_cli(["eval", str(runs / kind), "--json"], capsys)
@@ -47,7 +47,6 @@ def test_eval_gives_the_metrics_of_training(runs, kind, capsys):
     assert json.loads(out)["mrr"] == pytest.approx(recorded["mrr"], abs=1e-6)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_predict_ranks_the_answers_by_the_models_score(runs, kind, capsys):
     code, out, err = run_cli(["predict", str(runs / kind), "--head", "0",
@@ -65,7 +64,6 @@ def test_predict_ranks_the_answers_by_the_models_score(runs, kind, capsys):
                                                    reverse=True)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sample_negatives_prints_filtered_negatives_of_every_run(runs, kind, capsys):
     code, out, err = run_cli(["sample-negatives", str(runs / kind), "--limit", "3",
@@ -79,30 +77,3 @@ def test_sample_negatives_prints_filtered_negatives_of_every_run(runs, kind, cap
                                                           ("tail", "tail")}
     trained_generator = KINDS[kind].get("sampler") == "dhns"
     assert ("training the DHNS generator" in err) != trained_generator
-
-
-@pytest.mark.parametrize("name", sorted(PRESETS))
-def test_command_line_of_a_config_parses_back_to_it(name, tmp_path, capsys,
-                                                    monkeypatch):
-    seen = []
-    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
-                        lambda cfg, run_dir, **kw: seen.append(cfg) or
-                        {"best_epoch": 0, "test": {}})
-    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
-    config = TrainConfig(**{**PRESETS[name], "root": "/data/kg", "seed": 3})
-    argv = shlex.split(command_line(config))
-    assert argv[:2] == ["dhns", "train"]
-    code, _, err = run_cli(argv[1:] + ["--out", str(tmp_path / "r")], capsys)
-    assert code == 0, err
-    assert seen == [config]
-
-
-def test_command_line_names_placeholders_and_only_changed_options():
-    config = TrainConfig(dataset="MKG-Y", root="/home/me/data", dim=64,
-                         shared_negatives=False, dhns_mu=0.1, sampler="dhns",
-                         dhns_levels=[1, 5], dhns_level_weights=[1.0, 0.5],
-                         dhns_margin_factors=[0.2, 0.4])
-    assert command_line(config, {"root": "DATA"}) == (
-        "dhns train --dataset MKG-Y --root DATA --dim 64 --sampler dhns "
-        "--no-shared-negatives --dhns-mu 0.1 --dhns-levels 1,5 "
-        "--dhns-level-weights 1.0,0.5 --dhns-margin-factors 0.2,0.4")

@@ -19,6 +19,8 @@ from dhns_geo.evaluation import filtered_counts, filtered_ranks, realistic_ranks
 from dhns_geo.sharding import RowPermutation, full_table, gather_rows
 from dhns_geo.runs import load_run, run_training
 
+pytestmark = pytest.mark.slow      # trains models
+
 needs_torchrec = pytest.mark.skipif(
     importlib.util.find_spec("torchrec") is None,
     reason="TorchRec is not installed (pip install '.[distributed]' && "

@@ -10,6 +10,8 @@ from dhns_geo.runs import load_dataset_for, load_run, run_training
 from dhns_geo.stores import ReplicatedStore, RowSparseStore
 from dhns_geo.training import Trainer
 
+pytestmark = pytest.mark.slow      # trains models
+
 BASE = {"dim": 16, "epochs": 2, "eval_every": 1, "num_negatives": 16,
         "optimizer": "adagrad", "lr": 0.1, "batch_size": 256}
 QUIET = {"log": lambda line: None, "progress": False}

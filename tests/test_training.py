@@ -3,10 +3,14 @@ import json
 import pytest
 import torch
 
-from conftest import losses, place_raw, random_mrr, record_lrs
+from conftest import chain_folder, losses, place_raw, random_mrr, record_lrs
 from dhns_geo.config import TrainConfig
+from dhns_geo.datasets import load_dataset
+from dhns_geo.training import Trainer
 from dhns_geo.errors import DHNSError
 from dhns_geo.runs import load_run, run_training
+
+pytestmark = pytest.mark.slow      # trains models
 
 QUIET = {"log": lambda line: None, "progress": False}
 
@@ -195,3 +199,15 @@ def test_tracked_score_of_a_group_is_the_mean_over_the_negatives_that_count():
         served = trainer.model(emb, r[:4].unsqueeze(1), emb, table)       # [4, 2]
     trainer.train_step(batch)
     assert float(trainer._sums["half"]) == pytest.approx(float(served.mean()), rel=1e-5)
+
+
+def test_lr_drop_at_divides_the_rate_by_ten_from_that_step(tmp_path):
+    config = TrainConfig(dataset=str(chain_folder(tmp_path)), dim=8, lr=0.04,
+                         lr_drop_at=3, batch_size=2, num_negatives=4,
+                         optimizer="adagrad", lr_plateau_factor=1.0)
+    trainer = Trainer.from_config(config, load_dataset(config.dataset),
+                                  torch.device("cpu"), **QUIET)
+    assert isinstance(trainer.optimizer, torch.optim.Adagrad)
+    seen = record_lrs(trainer)
+    trainer.train_epoch()                          # 9 triples, batch 2: 5 steps
+    assert seen == pytest.approx([0.04, 0.04, 0.04, 0.004, 0.004])

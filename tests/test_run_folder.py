@@ -22,6 +22,8 @@ from dhns_geo.run_folder import RunLock, load_checkpoint
 from dhns_geo.training import TrainingDiverged
 from dhns_geo.runs import run_training
 
+pytestmark = pytest.mark.slow      # trains models
+
 QUIET = {"log": lambda line: None, "progress": False}
 OPTIONS = {"dim": 16, "epochs": 4, "eval_every": 1, "batch_size": 1024,
            "num_negatives": 8, "patience": 10}
