@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from conftest import place_raw
+from dhns_geo.data.io import OPENKE_FILES
 from dhns_geo.data import add_reciprocals, quality_report, split_triples
 from dhns_geo.datasets import DB15K, MKGY, FB15k237, ToyMMKG, load_dataset
 
@@ -25,16 +26,24 @@ def test_toy_is_deterministic_and_has_signal():
     assert report["valid"]["in_train"] == 0 and report["train"]["duplicates"] == 0
 
 
-def test_benchmark_offline_from_raw_files(tmp_path, monkeypatch):
-    place_raw("MKG-Y", tmp_path)
+def offline(cls, name, tmp_path, monkeypatch):
+    """``cls`` built from the raw files of ``name`` in ../shared, never
+    downloading; returns (root, data)."""
+    root = place_raw(name, tmp_path, getattr(cls, "raw_files", None) or OPENKE_FILES)
     monkeypatch.setattr("dhns_geo.datasets.benchmarks.download_url",
                         lambda *a, **k: pytest.fail("must not download"))
-    data = MKGY(tmp_path)[0]
-    assert data["entity"].num_nodes == 15000 and data.num_relations == 28
-    assert split_triples(data, "train").shape == (21310, 3)
-    assert data.valid_triples.shape == (2665, 3)
-    assert data.test_triples.shape == (2663, 3)
-    assert len(data.entity_names) == 15000
+    return root, cls(root)[0]
+
+
+@pytest.mark.parametrize("cls,name,counts", [
+    (MKGY, "MKG-Y", (15000, 28, 21310, 2665, 2663)),
+    (FB15k237, "FB15k-237", (14541, 237, 272115, 17535, 20466))])
+def test_benchmark_offline_from_raw_files(cls, name, counts, tmp_path, monkeypatch):
+    _, data = offline(cls, name, tmp_path, monkeypatch)
+    assert (data["entity"].num_nodes, data.num_relations,
+            split_triples(data, "train").size(0), data.valid_triples.size(0),
+            data.test_triples.size(0)) == counts
+    assert len(data.entity_names) == counts[0]
 
 
 def test_db15k_duplicates_and_leakage(tmp_path, monkeypatch):
@@ -60,15 +69,8 @@ def test_add_reciprocals():
     assert triples.tolist() == [[0, 1, 2], [3, 0, 4]]       # not modified
 
 
-def test_fb15k237_counts_offline(tmp_path, monkeypatch):
-    root = place_raw("FB15k-237", tmp_path, FB15k237.raw_files)
-    monkeypatch.setattr("dhns_geo.datasets.benchmarks.download_url",
-                        lambda *a, **k: pytest.fail("must not download"))
-    data = FB15k237(root)[0]
-    assert data["entity"].num_nodes == 14541 and data.num_relations == 237
-    assert split_triples(data, "train").shape == (272115, 3)
-    assert data.valid_triples.shape == (17535, 3)
-    assert data.test_triples.shape == (20466, 3)
+def test_fb15k237_unseen_entities_and_checked_files(tmp_path, monkeypatch):
+    root, data = offline(FB15k237, "FB15k-237", tmp_path, monkeypatch)
     report = quality_report(data)
     assert (report["valid"]["unseen_entities"], report["test"]["unseen_entities"]) == (8, 29)
     assert load_dataset("fb15k237", root)["entity"].num_nodes == 14541
