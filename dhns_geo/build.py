@@ -22,6 +22,7 @@ from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss, regularization
 from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
 from dhns_geo.objectives import NegativesObjective, Objective, OneVsAllObjective
+from dhns_geo.onevsall import GeneratedColumns
 from dhns_geo.sampling import (BernoulliSampler, CorruptionSampler,
                                NegativeSampler, UniformSampler)
 
@@ -62,7 +63,8 @@ def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
         model = KGCModel(n, r, config.dim, make_scorer(config.scorer, config.p_norm,
                                                        config.rotate_p),
                          features, encoder, edges.edge_index, edges.edge_type,
-                         reciprocal=config.reciprocal, structural=structural)
+                         reciprocal=config.reciprocal, structural=structural,
+                         fusion=config.fusion)
     except ValueError as exc:
         raise DHNSError(str(exc)) from None
     if config.sparse_entities:          # a row-sparse store updates the table
@@ -118,7 +120,10 @@ def build_objective(config: TrainConfig, data: HeteroData) -> Objective:
     """What a step of ``config`` minimises: 1-vs-all, or sampled negatives
     (only then are a sampler and a loss built)."""
     if config.training == "1vsall":
-        return OneVsAllObjective(not config.reciprocal, config.label_smoothing)
+        columns = (GeneratedColumns(build_dhns_sampler(config, data), config.dhns_margin)
+                   if config.sampler == "dhns" else None)
+        return OneVsAllObjective(not config.reciprocal, config.label_smoothing,
+                                 columns, config.relation_prediction)
     return NegativesObjective(build_sampler(config, data), build_loss(config),
                               lazy_table=config.shared_negatives)
 

@@ -28,12 +28,13 @@ SCORERS = ("transe", "distmult", "complex", "rotate")
 #: Scorers whose entity vectors hold complex numbers (an even ``dim``).
 COMPLEX_SCORERS = ("complex", "rotate")
 LOSSES = ("margin", "softplus", "self-adversarial")
-REGULARIZERS = ("none", "l2", "l3", "n3")
+REGULARIZERS = ("none", "l2", "l3", "n3", "dura")
 SAMPLERS = ("uniform", "bernoulli", "dhns")
 TRAININGS = ("negatives", "1vsall")
 OPTIMIZERS = ("adam", "adagrad")
 ENCODERS = ("none", "rgcn")
 GENERATOR_GRADS = ("detached", "model")
+FUSIONS = ("attention", "gate")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def fraction_or_zero(value: Any) -> str | None:
 SAMPLED = {"training": "negatives"}
 SAMPLED_WHY = " (1vsall scores every entity)"
 DHNS = {"sampler": "dhns"}
+DHNS_SAMPLED = {**DHNS, **SAMPLED}
 
 
 @dataclass
@@ -108,13 +110,14 @@ class TrainConfig:
     rotate_p: float = option(2.0, "Norm of RotatE over the complex differences' moduli: 2 (Euclidean) or 1 (their sum, as in the RotatE authors' code).", number(0, above=True), only_with={"scorer": "rotate"})
     dim: int = option(256, "Entity embedding size in real numbers.", integer(1))
     encoder: str = option("none", "none or rgcn.", choice(*ENCODERS))
+    fusion: str = option("attention", "How modalities fuse: attention (per entity, from its embeddings) or gate (learned weights per modality; 1vsall scores then factor through the raw features, no [N, d] fused table per step).", choice(*FUSIONS))
     rgcn_layers: int = option(1, "R-GCN layers.", integer(1), only_with={"encoder": "rgcn"})
     rgcn_bases: int = option(4, "R-GCN basis matrices.", integer(1), only_with={"encoder": "rgcn"})
     reciprocal: bool = option(False, "Learn a reciprocal relation r' per relation: (?, r, t) is answered as (t, r', ?); epochs also go through the reciprocal triples.", flag)
     # training regime, negatives and loss
     training: str = option("negatives", "negatives (sampled negatives) or 1vsall (cross-entropy of each query over all entities).", choice(*TRAININGS))
     label_smoothing: float = option(0.0, "Label smoothing of the 1vsall cross-entropy.", fraction_or_zero, only_with={"training": "1vsall"})
-    sampler: str = option("uniform", "uniform, bernoulli or dhns.", choice(*SAMPLERS), only_with=SAMPLED, why=SAMPLED_WHY)
+    sampler: str = option("uniform", "uniform, bernoulli or dhns; with 1vsall, dhns adds the generated entities of each hardness level as candidates beside the real ones.", choice(*SAMPLERS))
     num_negatives: int = option(1024, "Negatives per positive: the batch's shared pool, or each positive's own with --no-shared-negatives.", integer(1), only_with=SAMPLED, why=SAMPLED_WHY, short="-k")
     filter_negatives: bool = option(False, "Redraw negatives that are known true triples.", flag, only_with=SAMPLED, why=SAMPLED_WHY)
     shared_negatives: bool = option(True, "Draw the K negatives once per batch and share them across its positives (a step then scores one [B, K] matrix and fuses only the entities it touches); off: K per positive.", flag)
@@ -122,8 +125,9 @@ class TrainConfig:
     adversarial_temperature: float = option(1.0, "Self-adversarial temperature.", number(0, above=True), only_with=SAMPLED, why=SAMPLED_WHY)
     margin: float = option(6.0, "Loss margin gamma.", number(0), only_with=SAMPLED, why=SAMPLED_WHY)
     positive_weight: float = option(1.0, "Weight of the positives' term of the softplus and self-adversarial losses.", number(0, above=True), only_with={**SAMPLED, "loss": ("softplus", "self-adversarial")})
-    regularizer: str = option("none", "none, l2, l3 or n3 (Lacroix et al. 2018: cubes of complex moduli).", choice(*REGULARIZERS))
-    reg_weight: float = option(0.0, "Regularisation weight.", number(0), only_with={"regularizer": ("l2", "l3", "n3")})
+    regularizer: str = option("none", "none, l2, l3, n3 (Lacroix et al. 2018: cubes of complex moduli) or dura (Zhang et al. 2020, for distmult and complex).", choice(*REGULARIZERS))
+    reg_weight: float = option(0.0, "Regularisation weight.", number(0), only_with={"regularizer": REGULARIZERS[1:]})
+    relation_prediction: float = option(0.0, "Weight of relation prediction, an auxiliary 1vsall objective: the cross-entropy of each training triple's relation over all relations (Chen et al. 2021).", number(0), only_with={"training": "1vsall"})
     # optimisation
     optimizer: str = option("adam", "adam or adagrad.", choice(*OPTIMIZERS))
     epochs: int = option(40, "Maximum epochs.", integer(1))
@@ -143,7 +147,7 @@ class TrainConfig:
     patience: int = option(3, "Stop after N evaluations without gain.", integer(1))
     eval_batch_size: int = option(256, "Queries ranked at once; bounds evaluation memory to this x entities.", integer(1))
     # DHNS (sampler "dhns")
-    dhns_mu: float = option(0.01, "Weight of the DHNS loss.", number(0, above=True), only_with=DHNS)
+    dhns_mu: float = option(0.01, "Weight of the DHNS loss.", number(0, above=True), only_with=DHNS_SAMPLED)
     dhns_steps: int = option(50, "Diffusion steps T.", integer(1), only_with=DHNS)
     dhns_levels: list[int] | None = option(None, "Hardness levels as comma-separated diffusion steps (unset: 1,T/10,T/8,T/4,T/2).", optional(number_list(integer(1), "diffusion steps (integers of at least 1)")), only_with=DHNS, items=int, show_default=False)
     dhns_level_weights: list[float] = option([0.0, 0.5, 1.0, 1.0, 0.5], "Loss weight per level, comma-separated.", number_list(number(0), "finite numbers of at least 0"), only_with=DHNS, items=float)
@@ -152,10 +156,11 @@ class TrainConfig:
     dhns_generator_steps: int = option(1, "Generator steps per batch.", integer(1), only_with=DHNS)
     dhns_lr: float = option(1e-3, "Learning rate of the generator's Adam.", number(0, above=True), only_with=DHNS)
     dhns_normalize: bool = option(False, "Diffuse embeddings scaled to unit root mean square (off, as in the authors' code).", flag, only_with=DHNS)
-    dhns_generator_grad: str = option("detached", "detached: the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", choice(*GENERATOR_GRADS), only_with=DHNS)
-    dhns_authors_sampling: bool = option(False, "The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own.", flag, only_with=DHNS)
+    dhns_generator_grad: str = option("detached", "detached: the diffusion loss trains the generator only; model: it also trains the model, as the authors' trainer does.", choice(*GENERATOR_GRADS), only_with=DHNS_SAMPLED)
+    dhns_authors_sampling: bool = option(False, "The authors' sampler: each head reverse step starts from the tail chain's sample; each corruption is a loss of its own.", flag, only_with=DHNS_SAMPLED)
     dhns_share: float = option(1.0, "Share of each batch the DHNS generator trains on and generates for (1: the method as published; lower is faster).", fraction_rule, only_with=DHNS)
     dhns_guard: bool = option(False, "Drop generated negatives the model scores at least as high as their positive (likely false negatives).", flag, only_with=DHNS)
+    dhns_margin: float = option(1.0, "With 1vsall: the base NTAT margin added to the generated columns' logits (times each level's margin factor).", number(0), only_with={**DHNS, "training": "1vsall"})
     dhns_width: float = option(4.0, "Hidden width of the DHNS denoiser as a multiple of dim (4, as published; lower is faster).", number(0, above=True), only_with=DHNS)
 
     def __post_init__(self) -> None:
@@ -222,7 +227,13 @@ def _check_combinations(config: TrainConfig) -> None:
     if config.regularizer == "n3" and config.scorer == "rotate":
         raise OptionError("regularizer", "n3", "used with scorers transe, "
                           "distmult or complex (RotatE's relations are phases)")
-    if config.reciprocal and config.sampler != "uniform":
+    if config.regularizer == "dura" and config.scorer not in ("distmult", "complex"):
+        raise OptionError("regularizer", "dura", "used with scorers distmult or "
+                          "complex (bilinear models)")
+    if config.training == "1vsall" and config.sampler == "bernoulli":
+        raise OptionError("sampler", config.sampler, "uniform or dhns with "
+                          "training 1vsall (dhns: generated columns)")
+    if config.reciprocal and config.training == "negatives" and config.sampler != "uniform":
         raise OptionError("sampler", config.sampler, "uniform with reciprocal "
                           "(each negative then corrupts the tail of a triple "
                           "or of its reciprocal)")

@@ -41,22 +41,39 @@ def regularization(kind: str, factors: Sequence[Tensor],
     * ``l2``: :math:`\sum_f \|f\|_2^2`; ``l3``: :math:`\sum_f \sum_i |f_i|^3`;
     * ``n3``: the nuclear 3-norm of Lacroix et al. (ICML 2018),
       :math:`\sum_f \sum_i |f_i|^3` over the *moduli* of complex entries
-      (``complex=True``: ``[re, im]`` halves); ``l3`` on real factors.
+      (``complex=True``: ``[re, im]`` halves); ``l3`` on real factors;
+    * ``dura``: DURA (Zhang et al., NeurIPS 2020) in the weighting of its
+      authors' ``DURA_W``:
+      :math:`\sum_i \tfrac12 (|h_i|^2 + |t_i|^2) + \tfrac32 (|h_i|^2 |r_i|^2
+      + |t_i|^2 |r_i|^2)` over entries (moduli of complex entries), for
+      bilinear models (DistMult, ComplEx).
     """
     if kind not in REGULARIZERS[1:]:
         raise DHNSError(f"unknown regularizer {kind!r}; choose from "
                         f"{', '.join(REGULARIZERS[1:])}")
+    if kind == "dura":
+        h, r, t = (_squared_moduli(f, complex) for f in factors)
+        per = 0.5 * (h + t) + 1.5 * (h * r + t * r)
+        return per.sum(dim=-1).mean()
     total = factors[0].new_zeros(())
     for f in factors:
         if kind == "l2":
             per = f.pow(2)
         elif kind == "n3" and complex:
-            re, im = f.chunk(2, dim=-1)
-            per = (re * re + im * im).pow(1.5)      # |z|^3, smooth at 0
+            per = _squared_moduli(f, True).pow(1.5)     # |z|^3, smooth at 0
         else:
             per = f.abs().pow(3)
         total = total + per.sum(dim=-1).mean()
     return total
+
+
+def _squared_moduli(f: Tensor, complex: bool) -> Tensor:
+    """``|f_i|^2`` of real entries, or of the complex entries of ``[re, im]``
+    halves."""
+    if not complex:
+        return f * f
+    re, im = f.chunk(2, dim=-1)
+    return re * re + im * im
 
 
 def negative_weights(neg: Tensor, weight: Tensor | None = None,

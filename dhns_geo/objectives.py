@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from dhns_geo.negatives import negatives_loss
-from dhns_geo.onevsall import one_vs_all_loss
+from dhns_geo.onevsall import (GeneratedColumns, one_vs_all_loss,
+                               relation_prediction_loss)
 
 if TYPE_CHECKING:
     from dhns_geo.losses import KGELoss
@@ -118,25 +119,67 @@ class NegativesObjective(Objective):
 
 
 class OneVsAllObjective(Objective):
-    """Each query against all ``N`` entities (cross-entropy).
+    """Each query against all ``N`` entities (cross-entropy), with optional
+    DHNS columns and relation prediction.
 
     Args:
         both_sides: Ask ``(?, r, t)`` too (``False`` when the epoch holds
             reciprocal triples: tail queries only).
         label_smoothing: Mass spread uniformly over all answers.
+        columns: Generated candidates beside the real entities (DHNS
+            hardness levels with NTAT margins), see
+            :class:`~dhns_geo.onevsall.GeneratedColumns`.
+        relation_weight: Weight of relation prediction, the cross-entropy of
+            each triple's relation over all relations (``0``: none).
     """
 
-    def __init__(self, both_sides: bool = True, label_smoothing: float = 0.0) -> None:
+    lazy_table = True       # the batch's rows; all N are scored by match_all
+
+    def __init__(self, both_sides: bool = True, label_smoothing: float = 0.0,
+                 columns: GeneratedColumns | None = None,
+                 relation_weight: float = 0.0) -> None:
         self.both_sides, self.label_smoothing = both_sides, label_smoothing
+        self.columns, self.relation_weight = columns, relation_weight
 
     def loss(self, batch, model, table, generator, rows=None, track=_ignore):
+        extra = None
+        if self.columns is not None:
+            extra = self._columns(batch, model, table, generator, rows, track)
         if rows is not None:
             batch = batch[rows]
         if batch.size(0) == 0:
             return None, []
-        return one_vs_all_loss(model, table, batch, self.both_sides,
-                               self.label_smoothing)
+        loss, factors = one_vs_all_loss(model, table, batch, self.both_sides,
+                                        self.label_smoothing, extra)
+        if self.relation_weight > 0:
+            head, rel, tail = factors
+            relations = relation_prediction_loss(model, head, batch[:, 1], tail)
+            track("relation_prediction/loss", relations.detach())
+            loss = loss + self.relation_weight * relations
+        return loss, factors
+
+    def _columns(self, batch, model, table, generator, rows, track):
+        """The ``extra`` of :func:`one_vs_all_loss`: the generated columns of
+        the rows this rank scores (generated for the whole batch)."""
+        generated = self.columns.prepare(batch, model, table, generator)
+        track("dhns/generator_loss", self.columns.generator_loss)
+        index = torch.arange(batch.size(0), device=batch.device)[
+            rows if rows is not None else slice(None)]
+
+        def extra(head, rel, tail, true):
+            return self.columns.logits(generated, model, index, head, rel, tail,
+                                       true, self.both_sides)
+        return extra
+
+    def to(self, device: torch.device) -> "OneVsAllObjective":
+        if self.columns is not None:
+            self.columns.sampler.to(device)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.columns is None else self.columns.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Checkpoints of earlier releases held an unused sampler's state.
-        pass
+        if self.columns is not None and state:
+            self.columns.sampler.load_state_dict(state)

@@ -84,3 +84,21 @@ def test_n3_is_the_sum_of_cubed_moduli():
     x = h.clone().requires_grad_()
     regularization("n3", [x], complex=True).backward()
     assert torch.isfinite(x.grad).all() and x.grad[1].abs().sum() == 0
+
+
+def test_dura_is_its_formula():
+    from dhns_geo.losses import regularization
+
+    torch.manual_seed(0)
+    h, r, t = torch.randn(3, 5, 6).unbind(0)
+    real = sum(0.5 * (h[b] ** 2 + t[b] ** 2).sum() + 1.5 * (h[b] ** 2 * r[b] ** 2
+               + t[b] ** 2 * r[b] ** 2).sum() for b in range(5)) / 5
+    assert float(regularization("dura", [h, r, t])) == pytest.approx(float(real), rel=1e-5)
+
+    def moduli(x):                              # [re, im] halves -> |z|
+        return (x[:, :3] ** 2 + x[:, 3:] ** 2).sqrt()
+    hm, rm, tm = moduli(h), moduli(r), moduli(t)
+    complex_ = (0.5 * (hm ** 2 + tm ** 2) + 1.5 * (hm ** 2 * rm ** 2 + tm ** 2 * rm ** 2)
+                ).sum(1).mean()
+    assert float(regularization("dura", [h, r, t], complex=True)) == pytest.approx(
+        float(complex_), rel=1e-5)

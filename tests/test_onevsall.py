@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import chain_folder, run_cli
+from conftest import chain_folder, losses, random_mrr, run_cli
 from dhns_geo.config import TrainConfig
 from dhns_geo.datasets import load_dataset
 from dhns_geo.nn import DistMult, KGCModel
@@ -80,3 +80,116 @@ def test_cli_trains_1vsall_with_reciprocals(tmp_path, capsys):
          "--dim", "16", "--epochs", "2", "--out", str(tmp_path / "run")], capsys)
     assert code in (0, None), err
     assert "test metrics" in out
+
+
+def test_relation_prediction_is_the_cross_entropy_over_relations_by_hand():
+    from dhns_geo.nn import TransE, make_scorer
+    from dhns_geo.onevsall import relation_prediction_loss
+
+    torch.manual_seed(0)
+    for name in ("transe", "distmult", "complex", "rotate"):
+        model = KGCModel(7, 3, 8, make_scorer(name), reciprocal=True)   # 6 relations
+        e, rel = model.entities.structural.weight, model.relations.weight
+        h, t, r = torch.tensor([0, 4, 6]), torch.tensor([1, 2, 3]), torch.tensor([5, 0, 2])
+        by_hand = torch.stack([model.scorer(e[h], rel[k].expand(3, -1), e[t])
+                               for k in range(6)], dim=1)                 # [3, 6]
+        fast = model.scorer.score_relations(e[h], rel, e[t])
+        assert torch.allclose(fast, by_hand, atol=1e-5), name
+        expected = -torch.log_softmax(by_hand, 1)[torch.arange(3), r].mean()
+        assert float(relation_prediction_loss(model, e[h], r, e[t])) == pytest.approx(
+            float(expected), rel=1e-5)
+    # Chunks of relations give the same scores as one block.
+    scorer, e = TransE(), torch.randn(4, 8)
+    rel = torch.randn(50, 8)
+    assert torch.allclose(scorer.score_relations(e, rel, e.flip(0), chunk_elements=64),
+                          scorer.score_relations(e, rel, e.flip(0)), atol=1e-5)
+
+
+def test_generated_columns_join_the_softmax_with_their_ntat_margins():
+    from types import SimpleNamespace
+
+    from dhns_geo.nn import ComplEx
+    from dhns_geo.onevsall import GeneratedColumns
+
+    torch.manual_seed(0)
+    model = KGCModel(6, 2, 4, ComplEx())
+    batch = torch.tensor([[0, 0, 1], [2, 1, 3], [4, 0, 5]])
+    levels = SimpleNamespace(margin_factors=[0.2, 0.8], level_weights=[1.0, 0.5],
+                             guard=False)
+    columns = GeneratedColumns(levels, margin=2.0)
+    gen = {0: (torch.randn(2, 4), torch.randn(2, 4)),      # 2 of 3 rows served
+           1: (torch.randn(2, 4), torch.randn(2, 4))}
+    index = torch.arange(3)
+
+    def extra(head, rel, tail, true):
+        return columns.logits(gen, model, index, head, rel, tail, true, True)
+    loss, _ = one_vs_all_loss(model, model.encode(), batch, both_sides=True, extra=extra)
+
+    e, rel = model.entities.structural.weight, model.relations.weight
+    h, r, t = batch.unbind(1)
+    s = ComplEx()
+    logits, targets = [], []
+    for row in range(3):
+        for side in ("tail", "head"):
+            real = torch.stack([s(e[h[row]], rel[r[row]], e[c]) if side == "tail"
+                                else s(e[c], rel[r[row]], e[t[row]]) for c in range(6)])
+            extra_cols = []
+            for level in (0, 1):
+                gh, gt = gen[level]
+                if row >= 2:
+                    extra_cols.append(torch.tensor(float("-inf")))
+                    continue
+                score = (s(e[h[row]], rel[r[row]], gt[row]) if side == "tail"
+                         else s(gh[row], rel[r[row]], e[t[row]]))
+                extra_cols.append(score + 2.0 * levels.margin_factors[level]
+                                  + math.log(levels.level_weights[level]))
+            logits.append(torch.cat([real, torch.stack(extra_cols)]))
+            targets.append(int(t[row] if side == "tail" else h[row]))
+    expected = torch.stack([-torch.log_softmax(lg, 0)[y] for lg, y in zip(logits, targets)])
+    assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def test_1vsall_with_dhns_columns_trains_its_generator(tmp_path):
+    cfg = TrainConfig(dim=16, epochs=2, eval_every=1, batch_size=256, scorer="complex",
+                      training="1vsall", reciprocal=True, sampler="dhns",
+                      dhns_steps=10, dhns_margin=0.5, optimizer="adagrad", lr=0.1)
+    run_training(cfg, tmp_path / "r", **QUIET)
+    trained = losses(tmp_path / "r")
+    assert trained[1] < trained[0]
+    state = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert any(k.startswith("diffheg.") for k in state["objective"])
+    first = TrainConfig(**{**cfg.to_dict(), "epochs": 1})
+    run_training(first, tmp_path / "one", **QUIET)
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)["objective"]
+    b = state["objective"]
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("diffheg."))
+
+
+def test_1vsall_with_features_learns_the_toy_graph(tmp_path):
+    for fusion in ("gate", "attention"):
+        cfg = TrainConfig(dim=32, epochs=6, eval_every=2, batch_size=256,
+                          scorer="complex", training="1vsall", reciprocal=True,
+                          optimizer="adagrad", lr=0.1, fusion=fusion)
+        m = run_training(cfg, tmp_path / fusion, **QUIET)
+        assert m["test"]["mrr"] > 20 * random_mrr(1000), fusion     # ~0.15 and up
+
+
+@pytest.mark.parametrize("scorer", ["distmult", "complex"])
+def test_factored_scores_equal_the_scores_of_the_fused_table(scorer):
+    from dhns_geo.datasets import ToyMMKG
+    from dhns_geo.build import build_model
+
+    data = ToyMMKG(num_entities=300)[0]
+    model = build_model(TrainConfig(dim=16, scorer=scorer, fusion="gate"), data)
+    with torch.no_grad():
+        model.fusion.logits.copy_(torch.tensor([0.3, -0.5, 0.9]))
+    query = torch.randn(7, 16)
+    table = model.encode()
+    factored = table.match_all(query)                  # no fused table built
+    assert table._fused is None
+    fused = model.scorer.match_all(query, model.encode().fused())
+    assert torch.allclose(factored, fused, atol=1e-4)
+    # The gradient reaches the projections and the gate through the factors.
+    factored.sum().backward()
+    assert model.fusion.logits.grad.abs().sum() > 0
+    assert model.entities.projections["textual"].weight.grad.abs().sum() > 0

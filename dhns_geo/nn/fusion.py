@@ -46,6 +46,50 @@ class ModalityFusion(nn.Module):
         return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
 
 
+class GateFusion(nn.Module):
+    r"""Fusion by learned per-modality weights, the same for every entity:
+
+    .. math::
+        \alpha_m = \mathrm{softmax}_{m \in \mathcal{M}(e)}(w_m), \qquad
+        x = x_0 + \sum_m \alpha_m x_m
+
+    The weights depend on which modalities an entity has, not on its
+    embeddings, so they are cheap for all ``N`` entities at once
+    (:meth:`weights`); with a scorer linear in the candidate, the scores of
+    a query against every fused entity then factor through the raw features
+    (:meth:`MultimodalEntityEmbedding.match_all`): no ``[N, d]`` projection
+    per step, which makes modality features affordable in 1-vs-all training.
+
+    Args:
+        num_modalities: ``M`` (structural first).
+    """
+
+    factorable = True
+
+    def __init__(self, num_modalities: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(num_modalities))
+
+    def weights(self, mask: Tensor) -> Tensor:
+        """``[..., M]`` weights of entities with a ``[..., M]`` bool mask."""
+        logits = self.logits.masked_fill(~mask, float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Fuses ``[..., M, d]`` modality embeddings with a ``[..., M]`` bool
+        mask into ``[..., d]`` (see :class:`ModalityFusion`)."""
+        if x.size(-2) == 1:
+            return x.squeeze(-2)
+        if mask is None:
+            mask = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
+        alpha = self.weights(mask)
+        return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
+
+
+#: Fusions by name.
+FUSIONS = {"attention": ModalityFusion, "gate": GateFusion}
+
+
 class MultimodalEntityEmbedding(nn.Module):
     """Per-modality embeddings of entities.
 
@@ -89,6 +133,45 @@ class MultimodalEntityEmbedding(nn.Module):
     def modalities(self) -> list[str]:
         """Modality names in stacking order, ``structural`` first."""
         return ["structural", *self.feature_names]
+
+    def masks(self) -> Tensor:
+        """``[N, M]`` bool: which modalities each entity has."""
+        rows = [torch.ones(self.num_entities, dtype=torch.bool,
+                           device=self.projections_device())]
+        rows += [getattr(self, f"{name}_mask") for name in self.feature_names]
+        return torch.stack(rows, dim=-1)
+
+    def projections_device(self) -> torch.device:
+        for name in self.feature_names:
+            return getattr(self, f"{name}_x").device
+        return self.structural.weight.device
+
+    def match_all(self, query: Tensor, fusion: GateFusion,
+                  structural: Tensor | None = None) -> Tensor:
+        """``query @ fused.T``, ``[Q, N]``, for a fusion whose weights do not
+        depend on the embeddings, without the ``[N, d]`` fused table: the
+        structural table's scores plus, per modality, ``(query W_m) @ f_m.T``
+        (``[Q, d_m]`` by ``[d_m, N]``) and ``query . b_m``, each weighted per
+        entity by the fusion.
+
+        Args:
+            query: ``[Q, d]`` queries of a scorer linear in the candidate.
+            fusion: The model's :class:`GateFusion`.
+            structural: Optional ``[N, d]`` replacement of the structural
+                table (its R-GCN encoding).
+        """
+        table = self.structural.weight if structural is None else structural
+        scores = query @ table.t()
+        if not self.feature_names:
+            return scores
+        alpha = fusion.weights(self.masks())                      # [N, M]
+        scores = scores * (1 + alpha[:, 0])
+        for m, name in enumerate(self.feature_names, start=1):
+            linear = self.projections[name]
+            x = getattr(self, f"{name}_x")
+            part = (query @ linear.weight) @ x.t() + (query @ linear.bias).unsqueeze(1)
+            scores = scores + part * alpha[:, m]
+        return scores
 
     def forward(self, index: Tensor | None = None,
                 structural: Tensor | None = None,

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dhns_geo.nn.encoder import RGCNEncoder, add_inverse_edges
-from dhns_geo.nn.fusion import ModalityFusion, MultimodalEntityEmbedding
+from dhns_geo.nn.fusion import FUSIONS, ModalityFusion, MultimodalEntityEmbedding
 from dhns_geo.nn.scorers import Scorer
 
 if TYPE_CHECKING:
@@ -82,6 +82,17 @@ class EntityTable:
         waits for the device)."""
         return self.lazy and device.type == "cpu"
 
+    def match_all(self, query: Tensor) -> Tensor:
+        """Scores ``[Q, N]`` of queries ``[Q, d]`` against every fused
+        entity: factored through the raw features (no ``[N, d]`` fused
+        table) when the fusion's weights do not depend on the embeddings and
+        the scorer is linear in the candidate, else against :meth:`fused`."""
+        model = self.model
+        if (getattr(model.fusion, "factorable", False) and not model.scorer.distance
+                and self._fused is None):
+            return model.entities.match_all(query, model.fusion, self.structural)
+        return model.scorer.match_all(query, self.fused())
+
     def gatherable(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """A table ``[n, d]`` of fused rows and the positions ``[*]`` of the
         entities ``index`` in it: the restricted rows (see :meth:`restrict`),
@@ -116,6 +127,9 @@ class KGCModel(nn.Module):
         structural: A structural table held elsewhere (a
             :class:`~dhns_geo.sharding.ShardedEntities`), see
             :class:`MultimodalEntityEmbedding`.
+        fusion: ``attention`` (:class:`ModalityFusion`) or ``gate``
+            (:class:`~dhns_geo.nn.fusion.GateFusion`: weights per modality,
+            whose 1-vs-all scores factor through the raw features).
     """
 
     def __init__(self, num_entities: int, num_relations: int, dim: int,
@@ -124,7 +138,8 @@ class KGCModel(nn.Module):
                  encoder: RGCNEncoder | None = None,
                  edge_index: Tensor | None = None,
                  edge_type: Tensor | None = None,
-                 reciprocal: bool = False, structural: Any = None) -> None:
+                 reciprocal: bool = False, structural: Any = None,
+                 fusion: str = "attention") -> None:
         super().__init__()
         if scorer.complex and dim % 2:
             raise ValueError(f"{type(scorer).__name__} needs an even dim, "
@@ -133,7 +148,8 @@ class KGCModel(nn.Module):
             num_entities, num_relations, dim)
         self.entities = MultimodalEntityEmbedding(num_entities, dim, features,
                                                   structural)
-        self.fusion = ModalityFusion(dim)
+        self.fusion = (ModalityFusion(dim) if fusion == "attention"
+                       else FUSIONS[fusion](len(self.entities.modalities)))
         self.reciprocal = reciprocal
         self.relations = nn.Embedding(num_relations * (2 if reciprocal else 1),
                                       scorer.relation_dim(dim))

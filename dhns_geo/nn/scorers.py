@@ -109,6 +109,24 @@ class Scorer(nn.Module):
             + (query * query).sum(-1).gather(1, which) - 2 * dots
         return -sq.clamp_min(1e-12).sqrt()
 
+    def relation_coefficients(self, head: Tensor, tail: Tensor) -> Tensor | None:
+        """``u`` ``[B, relation_dim]`` with ``score(h, r, t) = u . r`` for
+        scorers linear in the relation (``None`` for the others)."""
+        return None
+
+    def score_relations(self, head: Tensor, relations: Tensor, tail: Tensor,
+                        chunk_elements: int = 2 ** 24) -> Tensor:
+        """Scores ``[B, R]`` of every relation ``[R, relation_dim]`` between
+        heads ``[B, d]`` and tails ``[B, d]`` (relation prediction): one
+        matrix product for scorers linear in the relation, else chunks of
+        relations bounding the ``[B, chunk, d]`` intermediates."""
+        u = self.relation_coefficients(head, tail)
+        if u is not None:
+            return u @ relations.t()
+        chunk = max(1, chunk_elements // max(1, head.numel()))
+        return torch.cat([self(head.unsqueeze(1), part.unsqueeze(0), tail.unsqueeze(1))
+                          for part in relations.split(chunk)], dim=1)
+
     def forward(self, head: Tensor, relation: Tensor, tail: Tensor) -> Tensor:
         """Scores of triples; shapes broadcast, e.g. ``[B, 1, d]`` heads,
         ``[B, 1, d_r]`` relations and ``[B, K, d]`` tails give ``[B, K]``."""
@@ -137,6 +155,9 @@ class DistMult(Scorer):
     def compose(self, e: Tensor, r: Tensor, side: str) -> Tensor:
         return e * r
 
+    def relation_coefficients(self, head: Tensor, tail: Tensor) -> Tensor:
+        return head * tail
+
 
 class ComplEx(Scorer):
     r"""ComplEx: :math:`\mathrm{Re}\langle h, r, \bar t\rangle`
@@ -148,6 +169,11 @@ class ComplEx(Scorer):
         # tail query h*r; head query conj(r)*t, since
         # Re<h, r, conj t> = Re<h, conj(conj(r) t)>.
         return _complex_mul(e, r, conj_b=(side == "head"))
+
+    def relation_coefficients(self, head: Tensor, tail: Tensor) -> Tensor:
+        # Re<h, r, conj t> = r_re (h_re t_re + h_im t_im) + r_im (h_re t_im - h_im t_re).
+        (a, b), (e, f) = _split(head), _split(tail)
+        return torch.cat([a * e + b * f, a * f - b * e], dim=-1)
 
 
 class RotatE(Scorer):
