@@ -195,6 +195,8 @@ class MultimodalEntityEmbedding(nn.Module):
                                                            sparse=sparse)
         masks = [torch.ones(rows.shape[:-1], dtype=torch.bool,
                             device=rows.device)]
+        if not self.feature_names:           # a view: no copy of the table
+            return rows.unsqueeze(-2), masks[0].unsqueeze(-1)
         rows = [rows]
         for name in self.feature_names:
             x, mask = getattr(self, f"{name}_x"), getattr(self, f"{name}_mask")
