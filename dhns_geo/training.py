@@ -75,7 +75,7 @@ class Trainer:
         progress: Show a progress bar (default: when stderr is a terminal).
         dist: The ``torchrun`` job (one process by default).
         store: Where the structural rows live (default: the model's own,
-            or its sharded table, see :func:`~dhns_geo.stores.store_for`).
+            or a table held elsewhere, see :func:`~dhns_geo.stores.store_for`).
         train_triples: The ``[E, 3]`` triples of an epoch (default: the
             train split, with reciprocals when the model has them).
     """

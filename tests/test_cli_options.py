@@ -28,6 +28,9 @@ BAD = {
         "--dhns-level-weights": "0,0,0,0,0", "--dhns-margin-factors": "1,inf,1,1,1",
         "--dhns-generator-grad": "both", "--dhns-share": "1.5", "--dhns-width": "0", "--config": "/no/such.yaml",
         "--out": None, "--resume": None, "--preset": "paper", "--rgcn-layers": "0", "--rgcn-bases": "0",
+        "--rotate-p": "0", "--fusion": "concat", "--training": "kvsall",
+        "--label-smoothing": "1", "--relation-prediction": "-1", "--optimizer": "sgd",
+        "--lr-drop-at": "-1", "--dhns-margin": "-1",
     },
     "eval": {"--split": "train", "--batch-size": "0", "--device": "tpu"},
     "sample-negatives": {"--split": "all", "--limit": "-1", "--levels": "a",
@@ -54,7 +57,8 @@ NO_BAD_VALUE = {("train", "--out"), ("sample-negatives", "--out"),
 #: Options that are tested in combination instead (see below).
 COMBINED = {("train", "--resume")}
 NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
-            "--shared-negatives",
+            "--shared-negatives", "--reciprocal", "--shard-entities", "--sparse-entities",
+            "--deterministic",
             "--dhns-normalize", "--dhns-authors-sampling", "--dhns-guard", "--version", "--help", "--tensorboard"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
               "predict": ["RUN"], "tune": [],
@@ -79,7 +83,7 @@ def commands():
 
 def option_flags(cmd):
     for param in cmd.params:
-        if isinstance(param, click.Option):
+        if param.param_type_name == "option":       # typer's options are not click.Option
             flag = max(param.opts, key=len)
             if flag not in NO_VALUE and not param.is_flag:
                 yield flag
