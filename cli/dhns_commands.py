@@ -62,47 +62,57 @@ def sample_negatives(
     dev = model.device
     for p in model.parameters():
         p.requires_grad_(False)
-    filter_index = build_filter_index(data).to(dev)
-    # The run's DHNS options (their defaults for a run trained without DHNS).
-    sampler = build_dhns_sampler(config, data).to(dev)
     generator = torch.Generator(device=dev).manual_seed(seed)
     show = sys.stderr.isatty() if progress is None else progress
-    trained = config.training == "negatives" and config.sampler == "dhns"
-    if trained:
-        sampler.load_state_dict(objective_state(checkpoint))
-    else:
-        how = ("1-vs-all" if config.training == "1vsall"
-               else f"--sampler {config.sampler}")
-        typer.echo(f"run trained with {how}: training the DHNS generator on "
-                   f"the frozen model ({generator_epochs} epochs)", err=True)
-        train_generator(sampler, model, split_triples(data, "train").to(dev),
-                        generator_epochs, config.batch_size, generator, show)
+    sampler = _trained_generator(config, data, model, checkpoint, generator_epochs,
+                                 generator, show)
     positives = split_triples(data, split).to(dev)
     if limit:
         positives = positives[:limit]
-    chosen = _parse_levels(levels, sampler)
-    mined = mine_hard_negatives(sampler, model, positives, filter_index,
-                                generator, k, chosen)
-    names = data.entity_names or []
+    mined = mine_hard_negatives(sampler, model, positives,
+                                build_filter_index(data).to(dev), generator, k,
+                                _parse_levels(levels, sampler))
     handle = open(out, "w", newline="") if out else sys.stdout
     try:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(["head", "relation", "tail", "side", "position", "level",
-                         "step", "margin_factor", "rank", "negative_id",
-                         "negative_name", "distance"])
-        pos = positives.cpu()
-        cols = {c: v.cpu().tolist() for c, v in mined.items()}
-        for p, s, lvl, rank, e, dist in zip(*(cols[c] for c in (
-                "positive", "side", "level", "rank", "entity", "distance"))):
-            h, r, t = pos[p].tolist()
-            side, position = SIDES[s]
-            writer.writerow([h, r, t, side,
-                             position, lvl, sampler.levels[lvl],
-                             sampler.margin_factors[lvl], rank, e,
-                             names[e] if names else "", f"{dist:.6f}"])
+        count = _write_rows(handle, positives, mined, sampler, data.entity_names or [])
     finally:
         if out:
             handle.close()
     if out:
-        typer.echo(f"wrote {len(cols['entity'])} negatives for "
-                   f"{positives.size(0)} positives to {out}")
+        typer.echo(f"wrote {count} negatives for {positives.size(0)} positives to {out}")
+
+
+def _trained_generator(config, data, model, checkpoint, epochs: int,
+                       generator: torch.Generator, show: bool) -> DHNSSampler:
+    """The run's DHNS generator: its trained state, or (a run trained
+    without DHNS) one trained now on the frozen model with the run's DHNS
+    options (their defaults)."""
+    sampler = build_dhns_sampler(config, data).to(model.device)
+    if config.sampler == "dhns":              # sampled negatives or 1-vs-all columns
+        sampler.load_state_dict(objective_state(checkpoint))
+        return sampler
+    how = "1-vs-all" if config.training == "1vsall" else f"--sampler {config.sampler}"
+    typer.echo(f"run trained with {how}: training the DHNS generator on "
+               f"the frozen model ({epochs} epochs)", err=True)
+    train_generator(sampler, model, split_triples(data, "train").to(model.device),
+                    epochs, config.batch_size, generator, show)
+    return sampler
+
+
+def _write_rows(handle, positives, mined: dict, sampler: DHNSSampler,
+                names: list[str]) -> int:
+    """Writes the TSV of mined negatives; returns their number."""
+    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+    writer.writerow(["head", "relation", "tail", "side", "position", "level",
+                     "step", "margin_factor", "rank", "negative_id",
+                     "negative_name", "distance"])
+    pos = positives.cpu()
+    cols = {c: v.cpu().tolist() for c, v in mined.items()}
+    for p, s, lvl, rank, e, dist in zip(*(cols[c] for c in (
+            "positive", "side", "level", "rank", "entity", "distance"))):
+        h, r, t = pos[p].tolist()
+        side, position = SIDES[s]
+        writer.writerow([h, r, t, side, position, lvl, sampler.levels[lvl],
+                         sampler.margin_factors[lvl], rank, e,
+                         names[e] if names else "", f"{dist:.6f}"])
+    return len(cols["entity"])

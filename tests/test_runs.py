@@ -27,6 +27,10 @@ KINDS = {
     "1vsall": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].items()
                   if k not in ("dataset", "epochs", "dim", "batch_size",
                                "eval_every")}},
+    "1vsall-dhns": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].items()
+                       if k not in ("dataset", "epochs", "dim", "batch_size",
+                                    "eval_every", "features")},
+                    "fusion": "gate", "sampler": "dhns", "dhns_steps": 10},
 }
 
 
