@@ -43,7 +43,7 @@ INGREDIENTS = {
     "base": {"features": "none"},
     "relation-prediction": {"features": "none", "relation_prediction": 0.5},
     "dura": {"features": "none", "regularizer": "dura"},
-    "text": {"fusion": "gate"},
+    "text": {"features": "auto", "fusion": "gate"},
     "dhns": {"features": "none", "sampler": "dhns", "dhns_share": 0.5},
 }
 FIELDS = ["dataset", "ingredient", "seed", "run", "best_epoch", "valid_mrr",
