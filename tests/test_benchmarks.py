@@ -285,3 +285,16 @@ def test_hard_negatives_pilot_appends_hard_non_answers(mode):
         assert bool((scores[:, :-1] >= scores[:, 1:] - 1e-5).all())
     else:                   # each level carries its NTAT margin factor
         assert neg.margin_factor[0, 8:].tolist() == pytest.approx([0.3, 0.5, 0.7, 0.9])
+
+
+def test_every_results_row_says_what_produced_it():
+    """Each runs.csv row names its commit and no machine's data folder."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "runs_provenance", Path(__file__).resolve().parents[1] / "benchmarks" / "runs_provenance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = sorted(module.RESULTS.rglob("runs.csv"))
+    assert len(paths) >= 16
+    assert {str(p.relative_to(module.RESULTS)): module.missing(p) for p in paths
+            if module.missing(p)} == {}
