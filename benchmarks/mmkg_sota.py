@@ -42,6 +42,7 @@ PRESET = {"MKG-Y": "complex-n3-mkg-y", "MKG-W": "complex-n3-mkg-w",
 INGREDIENTS = {
     "base": {"features": "none"},
     "relation-prediction": {"features": "none", "relation_prediction": 0.5},
+    "relation-prediction-0.1": {"features": "none", "relation_prediction": 0.1},
     "dura": {"features": "none", "regularizer": "dura"},
     "text": {"features": "auto", "fusion": "gate"},
     "dhns": {"features": "none", "sampler": "dhns", "dhns_share": 0.5},
