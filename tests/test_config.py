@@ -15,7 +15,11 @@ from dhns_geo.presets import PRESETS
 
 
 @pytest.mark.parametrize("values,name", [
-    ({"training": "1vsall", "sampler": "dhns"}, "sampler"),
+    ({"training": "1vsall", "sampler": "bernoulli"}, "sampler"),
+    ({"training": "1vsall", "sampler": "dhns", "dhns_mu": 0.1}, "dhns_mu"),
+    ({"training": "negatives", "dhns_margin": 2.0, "sampler": "dhns"}, "dhns_margin"),
+    ({"regularizer": "dura", "scorer": "transe"}, "regularizer"),
+    ({"fusion": "gate", "relation_prediction": 0.5}, "relation_prediction"),
     ({"training": "1vsall", "num_negatives": 64}, "num_negatives"),
     ({"reciprocal": True, "sampler": "bernoulli"}, "sampler"),
     ({"regularizer": "n3", "scorer": "rotate"}, "regularizer"),
