@@ -28,6 +28,8 @@ from dhns_geo.provenance import FIELDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT_FLAG = re.compile(r"--root (?!DATA\b)\S+")
+#: A run folder given as an absolute path names one machine's folder.
+ABSOLUTE_OUT = re.compile(r"--out /")
 
 
 def blamed_commits(path: Path) -> list[str]:
@@ -61,7 +63,8 @@ def missing(path: Path) -> int:
     """Rows of ``path`` without a commit or with a machine's data path."""
     rows = list(csv.DictReader(path.open()))
     return sum(1 for r in rows if not r.get("commit")
-               or ROOT_FLAG.search(r.get("command", "")))
+               or ROOT_FLAG.search(r.get("command", ""))
+               or ABSOLUTE_OUT.search(r.get("command", "")))
 
 
 def main() -> None:

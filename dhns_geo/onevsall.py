@@ -118,7 +118,7 @@ class GeneratedColumns:
         """Trains the generator on the served positives of ``batch`` and
         returns their generated ``(head, tail)`` ``[B', d]`` per level."""
         sampler = self.sampler
-        served = batch[:max(1, math.ceil(sampler.share * batch.size(0)))]
+        served = sampler.served(batch)
         self.generator_loss = sampler.fit_generator(served, model, table, generator)
         return sampler.generate(served, model, table, generator)
 

@@ -397,10 +397,15 @@ class DHNSSampler(NegativeSampler):
                                                weights)]
         return groups
 
+    def served(self, positives: Tensor) -> Tensor:
+        """The positives the generator trains on and generates for: the
+        first ``share`` of the batch (batches are shuffled), at least one."""
+        return positives[:max(1, math.ceil(self.share * positives.size(0)))]
+
     def sample(self, positives: Tensor, model: KGCModel, table: EntityTable,
                generator: torch.Generator) -> list[Negatives]:
         groups = self.base.sample(positives, model, table, generator)
         b = positives.size(0)
-        chosen = positives[:max(1, math.ceil(self.share * b))]   # batches are shuffled
+        chosen = self.served(positives)
         self._generator_loss = self.fit_generator(chosen, model, table, generator)
         return groups + self.level_negatives(chosen, model, table, generator, b)

@@ -10,6 +10,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def residual_mix(x: Tensor, alpha: Tensor) -> Tensor:
+    """``x_0 + sum_m alpha_m x_m`` of ``[..., M, d]`` modality embeddings
+    and ``[..., M]`` weights: the structural row at full weight plus the
+    weighted modalities (both fusions)."""
+    return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
+
+
 class ModalityFusion(nn.Module):
     r"""Attention fusion over modality embeddings, with a residual of the
     first (structural) modality.
@@ -42,8 +49,7 @@ class ModalityFusion(nn.Module):
         logits = self.attention(x).squeeze(-1)
         if mask is not None:
             logits = logits.masked_fill(~mask, float("-inf"))
-        alpha = torch.softmax(logits, dim=-1)
-        return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
+        return residual_mix(x, torch.softmax(logits, dim=-1))
 
 
 class GateFusion(nn.Module):
@@ -82,8 +88,7 @@ class GateFusion(nn.Module):
             return x.squeeze(-2)
         if mask is None:
             mask = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
-        alpha = self.weights(mask)
-        return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
+        return residual_mix(x, self.weights(mask))
 
 
 #: Fusions by name.
@@ -135,16 +140,10 @@ class MultimodalEntityEmbedding(nn.Module):
         return ["structural", *self.feature_names]
 
     def masks(self) -> Tensor:
-        """``[N, M]`` bool: which modalities each entity has."""
-        rows = [torch.ones(self.num_entities, dtype=torch.bool,
-                           device=self.projections_device())]
-        rows += [getattr(self, f"{name}_mask") for name in self.feature_names]
-        return torch.stack(rows, dim=-1)
-
-    def projections_device(self) -> torch.device:
-        for name in self.feature_names:
-            return getattr(self, f"{name}_x").device
-        return self.structural.weight.device
+        """``[N, M]`` bool: which modalities each entity has (every entity
+        has its structural row); needs at least one feature modality."""
+        rows = [getattr(self, f"{name}_mask") for name in self.feature_names]
+        return torch.stack([torch.ones_like(rows[0]), *rows], dim=-1)
 
     def match_all(self, query: Tensor, fusion: GateFusion,
                   structural: Tensor | None = None) -> Tensor:
