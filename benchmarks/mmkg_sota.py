@@ -139,23 +139,11 @@ def paired_table(rows: list[dict], runs: Path) -> str:
 
 
 def plot(rows: list[dict], runs: Path, dataset: str, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in (r for r in rows if r["dataset"] == dataset):
-        history = csv.DictReader((runs / r["run"] / "history.csv").open())
-        points = [(int(h["epoch"]), float(h["valid_mrr"])) for h in history
-                  if h["valid_mrr"]]
-        ax.plot(*zip(*points), marker=".", label=f"{r['ingredient']} s{r['seed']}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("valid MRR (selection split)")
-    ax.set_title(f"{dataset}: ComplEx-N3 preset and one ingredient each")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    mine = [r for r in rows if r["dataset"] == dataset]
+    paired.plot_curves([runs / r["run"] for r in mine],
+                       [f"{r['ingredient']} s{r['seed']}" for r in mine], path,
+                       f"{dataset}: ComplEx-N3 preset, one ingredient each; "
+                       "dot: plateau")
 
 
 def main() -> None:

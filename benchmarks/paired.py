@@ -193,24 +193,33 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def plot_curves(runs: list[Path], labels: list[str], path: Path) -> None:
-    """Valid MRR per epoch of ``runs``; a dot marks each plateau epoch."""
+def valid_points(run_dir: Path) -> list[tuple[int, float]]:
+    """``(epoch, valid MRR)`` of the evaluated epochs of a run folder."""
+    rows = csv.DictReader((Path(run_dir) / "history.csv").open())
+    return [(int(r["epoch"]), float(r["valid_mrr"])) for r in rows if r["valid_mrr"]]
+
+
+def plot_curves(runs: list[Path], labels: list[str], path: Path,
+                title: str = "dot: plateau rule met from here on",
+                styles: list[str] | None = None) -> None:
+    """Valid MRR of ``runs`` at their evaluated epochs; a dot marks each
+    plateau (the rule applied to the evaluations)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for run, label in zip(runs, labels):
-        curve = valid_curve(run)
-        epoch = plateau_epoch(curve)
-        line, = ax.plot(range(1, len(curve) + 1), curve, label=label)
-        if epoch:
-            ax.plot([epoch], [curve[epoch - 1]], "o", color=line.get_color())
+    for run, label, style in zip(runs, labels, styles or ["-"] * len(runs)):
+        epochs, curve = zip(*valid_points(run))
+        at = plateau_epoch(list(curve))
+        line, = ax.plot(epochs, curve, style, marker=".", label=label)
+        if at:
+            ax.plot([epochs[at - 1]], [curve[at - 1]], "o", color=line.get_color())
     ax.set_xlabel("epoch")
     ax.set_ylabel("valid MRR (filtered)")
-    ax.set_title("dot: plateau rule met from here on")
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

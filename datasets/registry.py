@@ -1,4 +1,5 @@
-"""Resolves a dataset argument (built-in name, ``toy`` or a folder)."""
+"""Resolves a dataset argument (built-in name, ``toy``, ``pyg:<class>`` or a
+folder)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from torch_geometric.data import HeteroData, InMemoryDataset
 from dhns_geo.data.features import attach_feature_file
 from dhns_geo.data.io import read_kg
 from dhns_geo.data.mmkg import to_hetero_data
-from dhns_geo.datasets.benchmarks import DB15K, FB15k237, MKGW, MKGY
+from dhns_geo.data.pyg import PYG_PREFIX, load_pyg_dataset
+from dhns_geo.datasets.benchmarks import (DB15K, MKGW, MKGY, FB15k237,
+                                         default_root)
 from dhns_geo.errors import DHNSError
 
 BENCHMARKS: dict[str, type[InMemoryDataset]] = {
@@ -39,7 +42,10 @@ def load_dataset(name_or_path: str, root: str | Path | None = None,
 
     Args:
         name_or_path: ``DB15K``, ``MKG-W``, ``MKG-Y``, ``FB15k-237`` (case
-            and dashes do not matter), ``toy``, or a folder in OpenKE or TSV format.
+            and dashes do not matter), ``toy``, ``pyg:<class>`` (a
+            ``torch_geometric.datasets`` knowledge graph, e.g.
+            ``pyg:FB15k_237``, read from ``<root>/<class>``), or a folder in
+            OpenKE or TSV format.
         root: Dataset root for the benchmarks.
         seed: Seed of the toy dataset.
         visual: A user's ``[N, d]`` visual feature file (``.pth``, ``.pt``
@@ -63,9 +69,12 @@ def _load_graph(name_or_path: str, root: str | Path | None, seed: int,
         return ToyMMKG(seed=seed)[0]
     if canonical is not None:
         return BENCHMARKS[canonical](root, trust_features=trust_features)[0]
+    if name_or_path.startswith(PYG_PREFIX):
+        return load_pyg_dataset(name_or_path[len(PYG_PREFIX):],
+                                root if root is not None else default_root())
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return to_hetero_data(read_kg(path))
-    choices = ", ".join([*BENCHMARKS, "toy"])
+    choices = ", ".join([*BENCHMARKS, "toy", "pyg:<class>"])
     raise DHNSError(f"unknown dataset {name_or_path!r}: not one of {choices} "
                     "and not a folder")

@@ -98,7 +98,7 @@ class TrainConfig:
     """Everything that defines a training run."""
 
     # data
-    dataset: str = option("toy", "DB15K, MKG-W, MKG-Y, FB15k-237, toy, or a KG folder.", text)
+    dataset: str = option("toy", "DB15K, MKG-W, MKG-Y, FB15k-237, toy, pyg:<class> (a torch_geometric.datasets KG, e.g. pyg:FB15k_237), or a KG folder.", text)
     root: str | None = option(None, "Dataset root (unset: $DHNS_DATA or ~/.cache/dhns-geo).", optional(text), show_default=False)
     features: str = option("auto", "auto (the dataset's modality features) or none.", choice("auto", "none"))
     visual: str | None = option(None, "Visual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", optional(text), show_default=False)

@@ -79,14 +79,21 @@ def mine_hard_negatives(sampler: DHNSSampler, model: KGCModel,
         generated = sampler.generate(batch, model, table, generator, levels)
         for i, (gen_h, gen_t) in generated.items():
             for side_id, gen, known in ((0, gen_h, t), (1, gen_t, h)):
-                position = SIDES[side_id][1]
-                dist = torch.cdist(gen, entities)
-                row, col = filter_index.true_answers(known, r, position)
-                dist[row, col] = float("inf")
-                values, ids = torch.topk(dist, k, largest=False)
+                row, col = filter_index.true_answers(known, r, SIDES[side_id][1])
+                values, ids = nearest_entities(gen, entities, row, col, k)
                 for name, column in _rows(start, side_id, i, values, ids).items():
                     cols[name].append(column)
     return {c: torch.cat(v) for c, v in cols.items()}
+
+
+def nearest_entities(generated: Tensor, entities: Tensor, row: Tensor,
+                     col: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``([B, k] distances, [B, k] ids)`` of the ``k`` entities ``[N, d]``
+    nearest (Euclidean) to each generated ``[B, d]`` row, never the
+    excluded entries ``(row, col)`` (known true answers)."""
+    dist = torch.cdist(generated, entities)
+    dist[row, col] = float("inf")
+    return torch.topk(dist, k, largest=False)
 
 
 #: The columns of :func:`mine_hard_negatives`.

@@ -1,0 +1,260 @@
+"""PyG's own KGE models on FB15k-237 with PyG's random negatives against
+DHNS negatives (:class:`dhns_geo.online.OnlineDHNS`), at PyG's example
+settings (``examples/kge_fb15k_237.py``: 50 hidden channels, batch 1000,
+its optimiser per model, RotatE margin 9).
+
+    python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
+        --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
+    python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns
+
+``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
+``test.txt``). A run trains PyG's loop (``model.loss``, plus
+``OnlineDHNS(...).loss()`` for ``dhns``), evaluates filtered valid MRR
+(head and tail, :func:`dhns_geo.adapters.evaluate_model`) every
+``--eval-every`` epochs, and tests the best valid epoch. Each run folder
+holds ``history.csv`` (epoch, seconds, loss, valid_mrr), ``ranks.pt`` (the
+test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
+``last.pt`` from which an interrupted run resumes (and a finished one
+continues when ``--epochs`` grows). ``report`` writes
+``benchmarks/results/pyg-dhns/``: ``runs.csv`` (every run's command),
+``paired.md`` (DHNS - random per model, seed-paired, bootstrap interval, and
+the epoch-time ratio) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
+import paired  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "pyg-dhns"
+#: PyG's example settings per model: optimiser and model arguments.
+SETTINGS = {
+    "transe": ("Adam", {"lr": 0.01}, {}),
+    "distmult": ("Adam", {"lr": 0.0001, "weight_decay": 1e-6}, {}),
+    "complex": ("Adagrad", {"lr": 0.001, "weight_decay": 1e-6}, {}),
+    "rotate": ("Adam", {"lr": 1e-3}, {"margin": 9.0}),
+}
+FIELDS = ["model", "negatives", "seed", "run", "best_epoch", "valid_mrr", "test_mrr",
+          "test_hits@1", "test_hits@3", "test_hits@10", "epoch_s", "commit", "torch",
+          "device", "command"]
+
+
+def splits(root: Path):
+    from torch_geometric.datasets import FB15k_237
+    return [FB15k_237(str(root / "FB15k_237"), split=s)[0] for s in ("train", "val", "test")]
+
+
+def triples_of(data) -> torch.Tensor:
+    return torch.stack([data.edge_index[0], data.edge_type, data.edge_index[1]], 1)
+
+
+def command(args: argparse.Namespace, model: str, negatives: str, seed: int) -> str:
+    return (f"python benchmarks/pyg_dhns.py run --root DATA --models {model} "
+            f"--negatives {negatives} --seeds {seed} --epochs {args.epochs} "
+            f"--eval-every {args.eval_every} --mu {args.mu} --share {args.share}")
+
+
+class Run:
+    """One (model, negatives, seed) run: PyG's loop, resumable."""
+
+    def __init__(self, args: argparse.Namespace, model: str, negatives: str, seed: int):
+        import torch_geometric.nn as pyg_nn
+        from dhns_geo.adapters import KGEAdapter
+        from dhns_geo.online import OnlineDHNS
+
+        self.args, self.name = args, f"{model}-{negatives}-seed{seed}"
+        self.dir = args.runs / self.name
+        self.train, self.valid, self.test = splits(args.root)
+        self.known = torch.cat([triples_of(d) for d in (self.train, self.valid, self.test)])
+        torch.manual_seed(seed)
+        opt, opt_args, model_args = SETTINGS[model]
+        cls = {"transe": pyg_nn.TransE, "distmult": pyg_nn.DistMult,
+               "complex": pyg_nn.ComplEx, "rotate": pyg_nn.RotatE}[model]
+        self.model = cls(self.train.num_nodes, self.train.num_edge_types, 50, **model_args)
+        self.optimizer = getattr(torch.optim, opt)(self.model.parameters(), **opt_args)
+        self.adapter = KGEAdapter.from_pyg(self.model)
+        self.dhns = (OnlineDHNS.for_model(self.adapter, mu=args.mu, seed=seed,
+                                          share=args.share)
+                     if negatives == "dhns" else None)
+        self.epoch, self.history, self.best = 0, [], (-1.0, 0, None)
+        self.loader = self.model.loader(head_index=self.train.edge_index[0],
+                                        rel_type=self.train.edge_type,
+                                        tail_index=self.train.edge_index[1],
+                                        batch_size=1000, shuffle=True)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "dhns": self.dhns.state_dict() if self.dhns else None, "epoch": self.epoch,
+                "history": self.history, "best": self.best, "rng": torch.get_rng_state()}
+
+    def resume(self) -> None:
+        state = torch.load(self.dir / "last.pt", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.dhns:
+            self.dhns.load_state_dict(state["dhns"])
+        self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        torch.set_rng_state(state["rng"])
+
+    def train_epoch(self) -> float:
+        self.model.train()
+        total = 0.0
+        for head_index, rel_type, tail_index in self.loader:
+            self.optimizer.zero_grad()
+            loss = self.model.loss(head_index, rel_type, tail_index)
+            if self.dhns is not None:
+                loss = loss + self.dhns(self.adapter, head_index, rel_type, tail_index).loss()
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * head_index.numel()
+        return total / self.train.edge_type.numel()
+
+    def evaluate(self, data, ranks: bool = False) -> dict:
+        from dhns_geo.adapters import evaluate_model
+        return evaluate_model(self.model, triples_of(data), self.known,
+                              self.train.num_nodes, self.train.num_edge_types,
+                              batch_size=512, return_ranks=ranks)
+
+    def fit(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if (self.dir / "last.pt").is_file():
+            self.resume()
+        while self.epoch < self.args.epochs:
+            start = time.perf_counter()
+            loss = self.train_epoch()
+            self.epoch += 1
+            row = {"epoch": self.epoch, "seconds": time.perf_counter() - start,
+                   "loss": loss, "valid_mrr": ""}
+            if self.epoch % self.args.eval_every == 0 or self.epoch == self.args.epochs:
+                row["valid_mrr"] = self.evaluate(self.valid)["mrr"]
+                if row["valid_mrr"] > self.best[0]:
+                    self.best = (row["valid_mrr"], self.epoch,
+                                 {k: v.clone() for k, v in self.model.state_dict().items()})
+                torch.save(self.state(), self.dir / "last.pt")
+                print(f"[{self.name}] epoch {self.epoch} loss {loss:.4f} "
+                      f"valid_mrr {row['valid_mrr']:.4f}", flush=True)
+            self.history.append(row)
+
+    def finish(self, command_line: str) -> None:
+        from dhns_geo.provenance import provenance
+        self.model.load_state_dict(self.best[2])
+        metrics = self.evaluate(self.test, ranks=True)
+        with open(self.dir / "history.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["epoch", "seconds", "loss", "valid_mrr"],
+                                    lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.history)
+        torch.save({"test": metrics.pop("ranks")}, self.dir / "ranks.pt")
+        result = {"epochs": self.epoch, "best_epoch": self.best[1], "valid_mrr": self.best[0], "test": metrics,
+                  "epoch_s": statistics.median(r["seconds"] for r in self.history),
+                  "command": command_line, **provenance("cpu")}
+        (self.dir / "result.json").write_text(json.dumps(result, indent=1))
+
+
+def run_one(args: argparse.Namespace, model: str, negatives: str, seed: int) -> str:
+    torch.set_num_threads(1)
+    run = Run(args, model, negatives, seed)
+    result = run.dir / "result.json"
+    if not result.is_file() or json.loads(result.read_text()).get("epochs", 0) < args.epochs:
+        run.fit()                           # a longer budget continues last.pt
+        run.finish(command(args, model, negatives, seed))
+    return run.name
+
+
+def report(runs: Path) -> None:
+    rows = []
+    for path in sorted(runs.glob("*/result.json")):
+        result = json.loads(path.read_text())
+        model, negatives, seed = path.parent.name.rsplit("-", 2)
+        rows.append({"model": model, "negatives": negatives, "seed": int(seed[4:]),
+                     "run": path.parent.name, "best_epoch": result["best_epoch"],
+                     "valid_mrr": round(result["valid_mrr"], 4),
+                     **{f"test_{k}": round(result["test"][k], 4)
+                        for k in ("mrr", "hits@1", "hits@3", "hits@10")},
+                     "epoch_s": round(result["epoch_s"], 1),
+                     **{k: result.get(k, "") for k in ("commit", "torch", "device")},
+                     "command": result["command"]})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    (RESULTS / "paired.md").write_text(paired_table(rows, runs))
+    plot(rows, runs, RESULTS / "curves.png")
+    print((RESULTS / "paired.md").read_text())
+
+
+def paired_table(rows: list[dict], runs: Path) -> str:
+    lines = ["| PyG model | seeds | test MRR, random | test MRR, DHNS | DHNS − random "
+             "[95 % interval] | per seed | epoch time, DHNS / random |",
+             "| --- " * 7 + "|"]
+    for model in SETTINGS:
+        base = {r["seed"]: r for r in rows if r["model"] == model and r["negatives"] == "random"}
+        mine = [r for r in rows if r["model"] == model and r["negatives"] == "dhns"
+                and r["seed"] in base]
+        if not mine:
+            continue
+        d = paired.paired_difference([runs / r["run"] for r in mine],
+                                     [runs / base[r["seed"]]["run"] for r in mine])
+        ratio = statistics.fmean(r["epoch_s"] / base[r["seed"]]["epoch_s"] for r in mine)
+        lines.append(
+            f"| {model} | {len(mine)} | "
+            f"{statistics.fmean(base[r['seed']]['test_mrr'] for r in mine):.4f} | "
+            f"{statistics.fmean(r['test_mrr'] for r in mine):.4f} | "
+            f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
+            + " ".join(f"{x:+.4f}" for x in d["seed_diffs"]) + f" | {ratio:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], runs: Path, path: Path) -> None:
+    paired.plot_curves([runs / r["run"] for r in rows],
+                       [f"{r['model']} {r['negatives']} s{r['seed']}" for r in rows], path,
+                       "FB15k-237, PyG's example settings; dot: plateau",
+                       ["-" if r["negatives"] == "dhns" else "--" for r in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--root", type=Path, required=True)
+    run.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
+    run.add_argument("--negatives", nargs="+", default=["random", "dhns"],
+                     choices=["random", "dhns"])
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    run.add_argument("--epochs", type=int, default=60)
+    run.add_argument("--eval-every", type=int, default=5)
+    run.add_argument("--mu", type=float, default=1.0)
+    run.add_argument("--share", type=float, default=0.25,
+                     help="share of each batch that DHNS generates for")
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
+    rep = sub.add_parser("report")
+    rep.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
+    args = parser.parse_args()
+    if args.command == "report":
+        return report(args.runs)
+    splits(args.root)                       # PyG processes the raw files once
+    # The slowest runs first (DHNS, then the larger models), so that two
+    # workers finish together.
+    jobs = [(args, m, n, s) for s in args.seeds for n in sorted(args.negatives)
+            for m in args.models]
+    with ProcessPoolExecutor(args.workers) as pool:
+        for name in pool.map(run_one, *zip(*jobs)):
+            print(f"done {name}", flush=True)
+    report(args.runs)
+
+
+if __name__ == "__main__":
+    main()
