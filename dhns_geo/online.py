@@ -28,7 +28,7 @@ In a PyG loop (``torch_geometric.nn.kge``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -123,7 +123,7 @@ class OnlineDHNS(nn.Module):
         loss: The loss of each level's negatives; its margin is scaled by
             each level's factor (default: the margin ranking loss, margin 1).
         seed: Seed of the sampler's own random generator.
-        **options: The rest of :class:`~dhns_geo.diffusion.DHNSSampler`'s
+        options: The rest of :class:`~dhns_geo.diffusion.DHNSSampler`'s
             options (``num_steps``, ``levels``, ``level_weights``,
             ``margin_factors``, ``generator_steps``, ``lr``, ``strided``,
             ``normalize``, ``guard``, ``width``, and ``share``: the share of
@@ -131,7 +131,7 @@ class OnlineDHNS(nn.Module):
     """
 
     def __init__(self, dim: int, num_modalities: int = 1, mu: float = 1.0,
-                 loss: KGELoss | None = None, seed: int = 0, **options) -> None:
+                 loss: KGELoss | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__()
         self.sampler = DHNSSampler(NegativeSampler(), num_modalities, dim, mu=mu,
                                    **options)
@@ -141,7 +141,7 @@ class OnlineDHNS(nn.Module):
         self.generator_loss: Tensor | None = None
 
     @classmethod
-    def for_model(cls, adapter: KGEAdapter, **options) -> "OnlineDHNS":
+    def for_model(cls, adapter: KGEAdapter, **options: Any) -> "OnlineDHNS":
         """A sampler sized for ``adapter``'s embeddings, on its device."""
         return cls(adapter.dim, adapter.num_modalities, **options).to(adapter.device)
 

@@ -1,9 +1,10 @@
 """A plain PyG link-prediction loop (RGCNConv encoder + DistMult decoder)
-that takes hard negatives, as entity ids, from DHNS.
+with DHNS negatives that follow the model as it learns.
 
-dhns-geo is used as a library only: a small KGC model is trained with the DHNS
-sampler, then ``mine_hard_negatives`` maps generated embeddings to real
-entities. The user's own model never touches dhns-geo's classes.
+Each step the encoder's table ``z`` goes to DHNS through a ``KGEAdapter``;
+DiffHEG is conditioned on it (detached), trains one step, and returns
+hierarchical negatives scored by the decoder, whose NTAT loss is added to
+the loop's own. The user's model never touches dhns-geo's classes.
 
     python examples/pyg_rgcn_distmult_with_dhns.py
 """
@@ -12,37 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import RGCNConv
 
-from dhns_geo.config import TrainConfig
-from dhns_geo.build import build_loss, build_model, build_sampler
-from dhns_geo.data import build_filter_index, split_triples
+from dhns_geo.adapters import KGEAdapter, evaluate_model
+from dhns_geo.data import split_triples
 from dhns_geo.datasets import ToyMMKG
-from dhns_geo.diffusion import SIDES, mine_hard_negatives, train_generator
-from dhns_geo.evaluation import evaluate_link_prediction
-from dhns_geo.objectives import NegativesObjective
-from dhns_geo.training import Trainer
+from dhns_geo.online import OnlineDHNS
 
-torch.manual_seed(0)
 data = ToyMMKG()[0]
-index = build_filter_index(data)
-train = split_triples(data, "train")
+train, valid, test = (split_triples(data, s) for s in ("train", "valid", "test"))
+known = torch.cat([train, valid, test])
 num_nodes, num_rels = data["entity"].num_nodes, data.num_relations
 
-# 1. DHNS hard negatives (entity ids) from a briefly trained dhns-geo model.
-cfg = TrainConfig(sampler="dhns", dim=64, epochs=5, eval_every=5)
-kgc = build_model(cfg, data)
-sampler = build_sampler(cfg, data)
-Trainer(kgc, NegativesObjective(sampler, build_loss(cfg)), data, cfg,
-        torch.device("cpu"), index, progress=False, log=lambda line: None).fit()
-g = torch.Generator().manual_seed(0)
-train_generator(sampler, kgc, train, epochs=1, batch_size=512, generator=g,
-                progress=False)
-mined = mine_hard_negatives(sampler, kgc, train, index, g, k=1, levels=[2])
-tail_side = mined["side"] == SIDES.index(("tail", "tail"))
-hard_tails = torch.empty(train.size(0), dtype=torch.long)
-hard_tails[mined["positive"][tail_side]] = mined["entity"][tail_side]
 
-
-# 2. The user's own PyG model and loop.
 class RGCNDistMult(torch.nn.Module):
     def __init__(self, dim: int = 64) -> None:
         super().__init__()
@@ -57,35 +38,31 @@ class RGCNDistMult(torch.nn.Module):
         return (z[h] * self.rel[r] * z[t]).sum(-1)
 
 
-def train_and_evaluate(hard: bool) -> float:
-    """Trains the user's model with random negatives (plus the DHNS hard
-    tails if ``hard``) and returns its filtered test MRR."""
+def train_and_evaluate(with_dhns: bool, epochs: int = 300) -> float:
+    """Trains the user's model with random negatives (plus DHNS's if
+    ``with_dhns``) and returns its filtered test MRR."""
     torch.manual_seed(0)
     model = RGCNDistMult()
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    dhns = OnlineDHNS(dim=64, seed=0, share=0.1)     # a tenth of the graph a step
     ei, et = train[:, [0, 2]].t(), train[:, 1]
     h, r, t = train.unbind(1)
-    for epoch in range(1, 301):
+    for epoch in range(1, epochs + 1):
         z = model(ei, et)
-        rand_t = torch.randint(0, num_nodes, t.shape)
         pos = model.score(z, h, r, t)
-        negatives = [model.score(z, h, r, rand_t)]
-        if hard:
-            negatives.append(model.score(z, h, r, hard_tails))
-        loss = F.softplus(-pos).mean() + F.softplus(torch.stack(negatives, 1)).mean()
+        neg = model.score(z, h, r, torch.randint(0, num_nodes, t.shape))
+        loss = F.softplus(-pos).mean() + F.softplus(neg).mean()
+        if with_dhns:
+            order = torch.randperm(train.size(0))            # DHNS serves the first rows
+            adapter = KGEAdapter(z, model.rel, "distmult")   # this step's encoded table
+            loss = loss + dhns(adapter, h[order], r[order], t[order]).loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        z = model(ei, et)
-
-        def score_fn(known, relation, side):   # DistMult is symmetric in h, t
-            return (z[known] * model.rel[relation]) @ z.t()
-        metrics = evaluate_link_prediction(score_fn, split_triples(data, "test"), index)
-    return metrics["mrr"]
+        adapter = KGEAdapter(model(ei, et), model.rel, "distmult")
+        return evaluate_model(adapter, test, known, num_nodes, num_rels)["mrr"]
 
 
-print(f"{tail_side.sum().item()} DHNS hard tails, e.g. triple {train[0].tolist()} "
-      f"-> negative tail {hard_tails[0].item()}")
 print(f"filtered test MRR, random negatives only:        {train_and_evaluate(False):.4f}")
 print(f"filtered test MRR, random + DHNS hard negatives: {train_and_evaluate(True):.4f}")
