@@ -71,10 +71,12 @@ class KGEAdapter:
             ``margin - distance``).
         normalize: ``p`` of a normalisation of every entity embedding,
             generated ones included (PyG's TransE normalises in its score).
-        modalities: Optional embeddings ``ids -> [*, M', d]`` of the
-            entity's other modalities, generated beside the structural one.
-        fuse: With ``modalities``: ``[*, 1 + M', d] -> [*, d]``, the model's
-            fusion (default: the mean).
+        modalities: Optional ``ids -> [*, M, d]``: each entity's ``M``
+            modality embeddings (e.g. its structural row and its projected
+            features), which DiffHEG generates one by one.
+        fuse: With ``modalities``: the model's fusion ``[*, M, d] -> [*, d]``
+            (``entities(ids)`` is ``fuse(modalities(ids))``), which turns
+            generated modality rows into a negative entity.
     """
 
     def __init__(self, entities: Lookup, relations: Lookup,
@@ -86,6 +88,9 @@ class KGEAdapter:
         self.scorer = (interaction if isinstance(interaction, Scorer)
                        else make_scorer(interaction, p=2.0))
         self.offset, self.normalize = offset, normalize
+        if (modalities is None) != (fuse is None):
+            raise DHNSError("modalities and fuse go together: the fusion turns "
+                            "generated modality rows into an entity")
         self._modalities, self._fuse = modalities, fuse
 
     @classmethod
@@ -129,11 +134,11 @@ class KGEAdapter:
 
     @property
     def num_modalities(self) -> int:
-        """``M``: the structural embedding plus ``modalities``' rows."""
+        """``M``: 1 (the entity embedding itself) or ``modalities``' rows."""
         if self._modalities is None:
             return 1
-        return 1 + self._modalities(torch.zeros(1, dtype=torch.long,
-                                                device=self.device)).size(-2)
+        return self._modalities(torch.zeros(1, dtype=torch.long,
+                                            device=self.device)).size(-2)
 
     @property
     def dim(self) -> int:
@@ -149,20 +154,16 @@ class KGEAdapter:
         return x if x.is_floating_point() else self.entities(x)
 
     def modalities(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """``([*, M, d] embeddings, [*, M] mask)``: the structural embedding
-        first (un-normalised), then ``modalities``' rows."""
-        x = self._entities(ids).unsqueeze(-2)
-        if self._modalities is not None:
-            x = torch.cat([x, self._modalities(ids)], dim=-2)
+        """``([*, M, d] embeddings, [*, M] mask)``: ``modalities``' rows, or
+        the entity embedding (un-normalised) as the one row."""
+        x = (self._modalities(ids) if self._modalities is not None
+             else self._entities(ids).unsqueeze(-2))
         return x, torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
 
     def fusion(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Entity embeddings ``[*, d]`` of (generated) modality rows
         ``[*, M, d]``."""
-        if self._modalities is None:
-            fused = x[..., 0, :]
-        else:
-            fused = self._fuse(x) if self._fuse is not None else x.mean(-2)
+        fused = x[..., 0, :] if self._fuse is None else self._fuse(x)
         return self._normalized(fused)
 
     def _normalized(self, x: Tensor) -> Tensor:

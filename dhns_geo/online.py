@@ -72,7 +72,7 @@ class HardNegatives:
     def margin_factor(self) -> Tensor:
         """``[K]`` NTAT margin factor of each column of :meth:`scores`."""
         return torch.tensor([float(g.margin_factor) for g in self.groups
-                             for _ in range(g.head.size(1))])
+                             for _ in range(g.head.size(1))], device=self.head.device)
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """``([B, K, d] heads, [B, K, d] tails)`` of all ``K = 3L``

@@ -14,6 +14,7 @@ from torch_geometric.nn import ComplEx, DistMult, RotatE, TransE
 
 from dhns_geo.adapters import KGEAdapter
 from dhns_geo.data.filter import FilterIndex
+from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss
 from dhns_geo.online import OnlineDHNS
 
@@ -211,3 +212,36 @@ def test_pyg_example_runs_on_fb15k_237(tmp_path):
                          capture_output=True, text=True, timeout=900, check=True).stdout
     mrr = float(re.search(r"Test MRR: (\S+),", out).group(1))
     assert mrr > 0.01                       # one epoch of TransE; random: about 0.0007
+
+
+def test_modality_embeddings_are_generated_beside_the_structural_one():
+    """A model with a projected feature table: DiffHEG generates both
+    modalities and the model's fusion makes the negative entity."""
+    torch.manual_seed(0)
+    structural = torch.nn.Embedding(N, 8)
+    features, project = torch.randn(N, 5), torch.nn.Linear(5, 8)
+    rel = torch.nn.Embedding(R, 8)
+    fused = []
+
+    def modalities(ids):                        # [*, 2, d]
+        ids = torch.arange(N) if ids is None else ids
+        return torch.stack([structural(ids), project(features[ids])], -2)
+
+    def fuse(x):                                # [*, 2, d] -> [*, d]
+        fused.append(x.shape)
+        return x[..., 0, :] + 0.5 * x[..., 1, :]
+    adapter = KGEAdapter(lambda ids: fuse(modalities(ids)), rel, "distmult",
+                         modalities=modalities, fuse=fuse)
+    assert adapter.num_modalities == 2
+    dhns = OnlineDHNS.for_model(adapter)
+    h, r, t = batch(8)
+    negatives = dhns(adapter, h, r, t)
+    assert dhns.sampler.diffheg.denoiser.block[1].weight.shape[0] == 2   # one net per modality
+    assert fused[-1][-2:] == (2, 8)
+    heads, _ = negatives.embeddings()
+    assert heads.shape == (B, 12, 8)
+    negatives.loss_fn = KGELoss("margin", margin=50.0)
+    negatives.loss().backward()
+    assert project.weight.grad.abs().sum() > 0 and structural.weight.grad.abs().sum() > 0
+    with pytest.raises(DHNSError, match="modalities and fuse go together"):
+        KGEAdapter(structural, rel, "distmult", modalities=modalities)
