@@ -145,6 +145,17 @@ class OnlineDHNS(nn.Module):
         """A sampler sized for ``adapter``'s embeddings, on its device."""
         return cls(adapter.dim, adapter.num_modalities, **options).to(adapter.device)
 
+    # The random stream is part of the state dict: a resumed loop draws
+    # what an uninterrupted one would.
+    def get_extra_state(self) -> dict:
+        g = self._generator
+        return {"generator": None if g is None else g.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        if state.get("generator") is not None:
+            device = next(self.sampler.diffheg.parameters()).device
+            self.generator(device).set_state(state["generator"])
+
     @property
     def levels(self) -> list[int]:
         """Diffusion steps of the active levels, hardest first."""

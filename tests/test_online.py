@@ -245,3 +245,14 @@ def test_modality_embeddings_are_generated_beside_the_structural_one():
     assert project.weight.grad.abs().sum() > 0 and structural.weight.grad.abs().sum() > 0
     with pytest.raises(DHNSError, match="modalities and fuse go together"):
         KGEAdapter(structural, rel, "distmult", modalities=modalities)
+
+
+def test_a_resumed_sampler_draws_what_an_uninterrupted_one_would():
+    model, adapter, dhns = setup(DistMult, {})
+    h, r, t = batch(9)
+    dhns(adapter, h, r, t)
+    saved = copy.deepcopy(dhns.state_dict())
+    uninterrupted = dhns(adapter, h, r, t).embeddings()[0]
+    resumed = OnlineDHNS.for_model(adapter)
+    resumed.load_state_dict(saved)
+    torch.testing.assert_close(resumed(adapter, h, r, t).embeddings()[0], uninterrupted)
