@@ -5,7 +5,7 @@ its optimiser per model, RotatE margin 9).
 
     python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
-    python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns
+    python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns runs/pyg-dhns-200
 
 ``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
 ``test.txt``). A run trains PyG's loop (``model.loss``, plus
@@ -45,7 +45,7 @@ SETTINGS = {
     "complex": ("Adagrad", {"lr": 0.001, "weight_decay": 1e-6}, {}),
     "rotate": ("Adam", {"lr": 1e-3}, {"margin": 9.0}),
 }
-FIELDS = ["model", "negatives", "seed", "run", "best_epoch", "valid_mrr", "test_mrr",
+FIELDS = ["model", "negatives", "seed", "epochs", "run", "best_epoch", "valid_mrr", "test_mrr",
           "test_hits@1", "test_hits@3", "test_hits@10", "epoch_s", "commit", "torch",
           "device", "command"]
 
@@ -172,56 +172,71 @@ def run_one(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
     return run.name
 
 
-def report(runs: Path) -> None:
+def report(roots: list[Path]) -> None:
+    """runs.csv, paired.md and curves.png of the finished runs under
+    ``roots`` (e.g. one folder per budget)."""
     rows = []
-    for path in sorted(runs.glob("*/result.json")):
-        result = json.loads(path.read_text())
-        model, negatives, seed = path.parent.name.rsplit("-", 2)
-        rows.append({"model": model, "negatives": negatives, "seed": int(seed[4:]),
-                     "run": path.parent.name, "best_epoch": result["best_epoch"],
-                     "valid_mrr": round(result["valid_mrr"], 4),
-                     **{f"test_{k}": round(result["test"][k], 4)
-                        for k in ("mrr", "hits@1", "hits@3", "hits@10")},
-                     "epoch_s": round(result["epoch_s"], 1),
-                     **{k: result.get(k, "") for k in ("commit", "torch", "device")},
-                     "command": result["command"]})
+    for root in roots:
+        for path in sorted(root.glob("*/result.json")):
+            rows.append(row_of(path))
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
-    (RESULTS / "paired.md").write_text(paired_table(rows, runs))
-    plot(rows, runs, RESULTS / "curves.png")
+        writer.writerows({k: v for k, v in r.items() if k != "dir"} for r in rows)
+    (RESULTS / "paired.md").write_text(paired_table(rows))
+    plot(rows, RESULTS / "curves.png")
     print((RESULTS / "paired.md").read_text())
 
 
-def paired_table(rows: list[dict], runs: Path) -> str:
-    lines = ["| PyG model | seeds | test MRR, random | test MRR, DHNS | DHNS − random "
+def row_of(path: Path) -> dict:
+    result = json.loads(path.read_text())
+    model, negatives, seed = path.parent.name.rsplit("-", 2)
+    return {"model": model, "negatives": negatives, "seed": int(seed[4:]),
+            "epochs": result.get("epochs", 100), "run": path.parent.name,
+            "best_epoch": result["best_epoch"], "valid_mrr": round(result["valid_mrr"], 4),
+            **{f"test_{k}": round(result["test"][k], 4)
+               for k in ("mrr", "hits@1", "hits@3", "hits@10")},
+            "epoch_s": round(result["epoch_s"], 1),
+            **{k: result.get(k, "") for k in ("commit", "torch", "device")},
+            "command": result["command"], "dir": path.parent}
+
+
+def paired_table(rows: list[dict]) -> str:
+    lines = ["| PyG model | epochs | seeds | test MRR, random | test MRR, DHNS | DHNS − random "
              "[95 % interval] | per seed | epoch time, DHNS / random |",
-             "| --- " * 7 + "|"]
+             "| --- " * 8 + "|"]
     for model in SETTINGS:
-        base = {r["seed"]: r for r in rows if r["model"] == model and r["negatives"] == "random"}
-        mine = [r for r in rows if r["model"] == model and r["negatives"] == "dhns"
-                and r["seed"] in base]
-        if not mine:
-            continue
-        d = paired.paired_difference([runs / r["run"] for r in mine],
-                                     [runs / base[r["seed"]]["run"] for r in mine])
-        ratio = statistics.fmean(r["epoch_s"] / base[r["seed"]]["epoch_s"] for r in mine)
-        lines.append(
-            f"| {model} | {len(mine)} | "
-            f"{statistics.fmean(base[r['seed']]['test_mrr'] for r in mine):.4f} | "
-            f"{statistics.fmean(r['test_mrr'] for r in mine):.4f} | "
-            f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
-            + " ".join(f"{x:+.4f}" for x in d["seed_diffs"]) + f" | {ratio:.2f}x |")
+        for epochs in sorted({r["epochs"] for r in rows}):
+            same = [r for r in rows if r["model"] == model and r["epochs"] == epochs]
+            base = {r["seed"]: r for r in same if r["negatives"] == "random"}
+            mine = [r for r in same if r["negatives"] == "dhns" and r["seed"] in base]
+            if mine:
+                lines.append(paired_row(model, epochs, mine, [base[r["seed"]] for r in mine]))
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], runs: Path, path: Path) -> None:
-    paired.plot_curves([runs / r["run"] for r in rows],
-                       [f"{r['model']} {r['negatives']} s{r['seed']}" for r in rows], path,
+def paired_row(model: str, epochs: int, mine: list[dict], base: list[dict]) -> str:
+    d = paired.paired_difference([r["dir"] for r in mine], [r["dir"] for r in base])
+    ratio = statistics.fmean(m["epoch_s"] / b["epoch_s"] for m, b in zip(mine, base))
+    return (f"| {model} | {epochs} | {len(mine)} | "
+            f"{statistics.fmean(r['test_mrr'] for r in base):.4f} | "
+            f"{statistics.fmean(r['test_mrr'] for r in mine):.4f} | "
+            f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
+            + " ".join(f"{x:+.4f}" for x in d["seed_diffs"]) + f" | {ratio:.2f}x |")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    longest = {}                  # a run continued to a longer budget: its longest curve
+    for r in rows:
+        key = (r["model"], r["negatives"], r["seed"])
+        if key not in longest or r["epochs"] > longest[key]["epochs"]:
+            longest[key] = r
+    shown = list(longest.values())
+    paired.plot_curves([r["dir"] for r in shown],
+                       [f"{r['model']} {r['negatives']} s{r['seed']}" for r in shown], path,
                        "FB15k-237, PyG's example settings; dot: plateau",
-                       ["-" if r["negatives"] == "dhns" else "--" for r in rows])
+                       ["-" if r["negatives"] == "dhns" else "--" for r in shown])
 
 
 def main() -> None:
@@ -241,7 +256,7 @@ def main() -> None:
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
     rep = sub.add_parser("report")
-    rep.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
+    rep.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/pyg-dhns")])
     args = parser.parse_args()
     if args.command == "report":
         return report(args.runs)
@@ -253,7 +268,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         for name in pool.map(run_one, *zip(*jobs)):
             print(f"done {name}", flush=True)
-    report(args.runs)
+    report([args.runs])
 
 
 if __name__ == "__main__":
