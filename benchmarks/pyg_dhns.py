@@ -6,6 +6,7 @@ its optimiser per model, RotatE margin 9).
     python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
     python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns runs/pyg-dhns-200
+    python benchmarks/pyg_dhns.py time --root DATA       # epoch time, alone on the machine
 
 ``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
 ``test.txt``). A run trains PyG's loop (``model.loss``, plus
@@ -17,8 +18,10 @@ test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
 ``last.pt`` from which an interrupted run resumes (and a finished one
 continues when ``--epochs`` grows). ``report`` writes
 ``benchmarks/results/pyg-dhns/``: ``runs.csv`` (every run's command),
-``paired.md`` (DHNS - random per model, seed-paired, bootstrap interval, and
-the epoch-time ratio) and ``curves.png``.
+``paired.md`` (DHNS - random per model and budget, seed-paired, bootstrap
+interval, and the ratio of the runs' median epoch times, measured side by
+side) and ``curves.png``; ``time`` writes ``epoch-time.md``, the seconds per
+epoch of each model and negatives alone on the machine (one thread).
 """
 
 from __future__ import annotations
@@ -239,6 +242,35 @@ def plot(rows: list[dict], path: Path) -> None:
                        ["-" if r["negatives"] == "dhns" else "--" for r in shown])
 
 
+def time_steps(args: argparse.Namespace) -> None:
+    """Seconds per training step of each model, PyG's random negatives
+    against DHNS, one thread, alone on the machine: ``epoch-time.md``."""
+    torch.set_num_threads(1)
+    lines = ["| PyG model | random: s / epoch | DHNS: s / epoch | DHNS / random |",
+             "| --- | --- | --- | --- |"]
+    for model in args.models:
+        seconds = {}
+        for negatives in ("random", "dhns"):
+            run = Run(args, model, negatives, 0)
+            batches = iter(run.loader)
+            for step in range(args.warmup + args.steps):
+                if step == args.warmup:
+                    start = time.perf_counter()
+                head_index, rel_type, tail_index = next(batches)
+                run.optimizer.zero_grad()
+                loss = run.model.loss(head_index, rel_type, tail_index)
+                if run.dhns is not None:
+                    loss = loss + run.dhns(run.adapter, head_index, rel_type, tail_index).loss()
+                loss.backward()
+                run.optimizer.step()
+            seconds[negatives] = (time.perf_counter() - start) / args.steps * len(run.loader)
+        lines.append(f"| {model} | {seconds['random']:.1f} | {seconds['dhns']:.1f} | "
+                     f"{seconds['dhns'] / seconds['random']:.2f}x |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "epoch-time.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,11 +287,21 @@ def main() -> None:
                      help="share of each batch that DHNS generates for")
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
+    timing = sub.add_parser("time")
+    timing.add_argument("--root", type=Path, required=True)
+    timing.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
+    timing.add_argument("--steps", type=int, default=60)
+    timing.add_argument("--warmup", type=int, default=5)
+    timing.add_argument("--mu", type=float, default=1.0)
+    timing.add_argument("--share", type=float, default=0.25)
+    timing.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns-time"))
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/pyg-dhns")])
     args = parser.parse_args()
     if args.command == "report":
         return report(args.runs)
+    if args.command == "time":
+        return time_steps(args)
     splits(args.root)                       # PyG processes the raw files once
     # The slowest runs first (DHNS, then the larger models), so that two
     # workers finish together.
