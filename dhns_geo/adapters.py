@@ -65,8 +65,10 @@ class KGEAdapter:
         entities: Entity embeddings by id (see :data:`Lookup`), ``[N, d]``.
         relations: Relation embeddings by id, ``[R, d_r]``.
         interaction: A :class:`~dhns_geo.nn.scorers.Scorer` or its name
-            (``transe``, ``distmult``, ``complex``, ``rotate``). Complex
-            models store ``[re, im]`` halves; RotatE's relations are phases.
+            (``transe``, ``distmult``, ``complex``, ``rotate``; by name,
+            TransE's norm is L1 and RotatE's the Euclidean norm, as in
+            :func:`~dhns_geo.nn.scorers.make_scorer`). Complex models store
+            ``[re, im]`` halves; RotatE's relations are phases.
         offset: A constant added to every score (PyG's RotatE scores
             ``margin - distance``).
         normalize: ``p`` of a normalisation of every entity embedding,
@@ -86,7 +88,7 @@ class KGEAdapter:
                  fuse: Callable[[Tensor], Tensor] | None = None) -> None:
         self._entities, self._relations = _lookup(entities), _lookup(relations)
         self.scorer = (interaction if isinstance(interaction, Scorer)
-                       else make_scorer(interaction, p=2.0))
+                       else make_scorer(interaction))
         self.offset, self.normalize = offset, normalize
         if (modalities is None) != (fuse is None):
             raise DHNSError("modalities and fuse go together: the fusion turns "
