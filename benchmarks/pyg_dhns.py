@@ -105,8 +105,8 @@ class Run:
         state = torch.load(self.dir / "last.pt", weights_only=False)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.dhns:
-            self.dhns.load_state_dict(state["dhns"])
+        if self.dhns:           # runs saved before the sampler kept its random stream
+            self.dhns.load_state_dict(state["dhns"], strict="_extra_state" in state["dhns"])
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
         torch.set_rng_state(state["rng"])
 

@@ -37,6 +37,7 @@ from dhns_geo.adapters import KGEAdapter
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.diffusion.dhns import DHNSSampler
 from dhns_geo.diffusion.mining import nearest_entities
+from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss
 from dhns_geo.negatives import Negatives
 from dhns_geo.sampling.base import NegativeSampler
@@ -126,13 +127,18 @@ class OnlineDHNS(nn.Module):
         options: The rest of :class:`~dhns_geo.diffusion.DHNSSampler`'s
             options (``num_steps``, ``levels``, ``level_weights``,
             ``margin_factors``, ``generator_steps``, ``lr``, ``strided``,
-            ``normalize``, ``guard``, ``width``, and ``share``: the share of
-            each batch the generator trains on and generates for).
+            ``normalize``, ``guard``, ``width``, ``authors_sampling``, and
+            ``share``: the share of each batch the generator trains on and
+            generates for).
     """
 
     def __init__(self, dim: int, num_modalities: int = 1, mu: float = 1.0,
                  loss: KGELoss | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__()
+        if options.get("generator_grad", "detached") != "detached":
+            raise DHNSError("OnlineDHNS trains its generator on detached embeddings "
+                            "(generator_grad='detached'); the authors' gradient into "
+                            "the model needs dhns-geo's own loop")
         self.sampler = DHNSSampler(NegativeSampler(), num_modalities, dim, mu=mu,
                                    **options)
         self.loss_fn = loss if loss is not None else KGELoss("margin", margin=1.0)

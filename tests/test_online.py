@@ -247,6 +247,11 @@ def test_modality_embeddings_are_generated_beside_the_structural_one():
         KGEAdapter(structural, rel, "distmult", modalities=modalities)
 
 
+def test_the_generator_never_trains_through_the_users_model():
+    with pytest.raises(DHNSError, match="detached embeddings"):
+        OnlineDHNS(8, generator_grad="model")
+
+
 def test_a_resumed_sampler_draws_what_an_uninterrupted_one_would():
     model, adapter, dhns = setup(DistMult, {})
     h, r, t = batch(9)
