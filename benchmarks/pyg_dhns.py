@@ -201,7 +201,8 @@ def row_of(path: Path) -> dict:
             **{f"test_{k}": round(result["test"][k], 4)
                for k in ("mrr", "hits@1", "hits@3", "hits@10")},
             "epoch_s": round(result["epoch_s"], 1),
-            **{k: result.get(k, "") for k in ("commit", "torch", "device")},
+            "commit": result.get("git_commit", ""),
+            **{k: result.get(k, "") for k in ("torch", "device")},
             "command": result["command"], "dir": path.parent}
 
 
