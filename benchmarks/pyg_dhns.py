@@ -40,6 +40,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
 
+from dhns_geo.run_folder import atomic_save, load_checkpoint  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "pyg-dhns"
 #: PyG's example settings per model: optimiser and model arguments.
 SETTINGS = {
@@ -102,7 +104,7 @@ class Run:
                 "history": self.history, "best": self.best, "rng": torch.get_rng_state()}
 
     def resume(self) -> None:
-        state = torch.load(self.dir / "last.pt", weights_only=False)
+        state = load_checkpoint(self.dir / "last.pt")     # data only, nothing in it runs
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.dhns:           # runs saved before the sampler kept its random stream
@@ -110,17 +112,21 @@ class Run:
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
         torch.set_rng_state(state["rng"])
 
+    def step(self, head_index, rel_type, tail_index) -> torch.Tensor:
+        """One step of PyG's loop: ``model.loss`` (plus DHNS's loss)."""
+        self.optimizer.zero_grad()
+        loss = self.model.loss(head_index, rel_type, tail_index)
+        if self.dhns is not None:
+            loss = loss + self.dhns(self.adapter, head_index, rel_type, tail_index).loss()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
     def train_epoch(self) -> float:
         self.model.train()
         total = 0.0
         for head_index, rel_type, tail_index in self.loader:
-            self.optimizer.zero_grad()
-            loss = self.model.loss(head_index, rel_type, tail_index)
-            if self.dhns is not None:
-                loss = loss + self.dhns(self.adapter, head_index, rel_type, tail_index).loss()
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * head_index.numel()
+            total += float(self.step(head_index, rel_type, tail_index)) * head_index.numel()
         return total / self.train.edge_type.numel()
 
     def evaluate(self, data, ranks: bool = False) -> dict:
@@ -144,7 +150,7 @@ class Run:
                 if row["valid_mrr"] > self.best[0]:
                     self.best = (row["valid_mrr"], self.epoch,
                                  {k: v.clone() for k, v in self.model.state_dict().items()})
-                torch.save(self.state(), self.dir / "last.pt")
+                atomic_save(self.state(), self.dir / "last.pt")
                 print(f"[{self.name}] epoch {self.epoch} loss {loss:.4f} "
                       f"valid_mrr {row['valid_mrr']:.4f}", flush=True)
             self.history.append(row)
@@ -158,7 +164,7 @@ class Run:
                                     lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.history)
-        torch.save({"test": metrics.pop("ranks")}, self.dir / "ranks.pt")
+        atomic_save({"test": metrics.pop("ranks")}, self.dir / "ranks.pt")
         result = {"epochs": self.epoch, "best_epoch": self.best[1], "valid_mrr": self.best[0], "test": metrics,
                   "epoch_s": statistics.median(r["seconds"] for r in self.history),
                   "command": command_line, **provenance("cpu")}
@@ -257,13 +263,7 @@ def time_steps(args: argparse.Namespace) -> None:
             for step in range(args.warmup + args.steps):
                 if step == args.warmup:
                     start = time.perf_counter()
-                head_index, rel_type, tail_index = next(batches)
-                run.optimizer.zero_grad()
-                loss = run.model.loss(head_index, rel_type, tail_index)
-                if run.dhns is not None:
-                    loss = loss + run.dhns(run.adapter, head_index, rel_type, tail_index).loss()
-                loss.backward()
-                run.optimizer.step()
+                run.step(*next(batches))
             seconds[negatives] = (time.perf_counter() - start) / args.steps * len(run.loader)
         lines.append(f"| {model} | {seconds['random']:.1f} | {seconds['dhns']:.1f} | "
                      f"{seconds['dhns'] / seconds['random']:.2f}x |")
