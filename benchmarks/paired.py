@@ -55,8 +55,7 @@ RESAMPLES = 2000
 
 def valid_curve(run_dir: Path) -> list[float]:
     """Valid MRR per epoch (epochs with an evaluation) of a run folder."""
-    rows = csv.DictReader((Path(run_dir) / "history.csv").open())
-    return [float(r["valid_mrr"]) for r in rows if r["valid_mrr"]]
+    return [mrr for _, mrr in valid_points(run_dir)]
 
 
 def converged(curve: list[float], epochs: int, rule: float = RULE) -> bool:

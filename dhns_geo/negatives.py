@@ -131,12 +131,20 @@ class Negatives:
                                            table)
             return torch.cat([scores, scores.new_zeros(head.size(0) - covered,
                                                        scores.size(1))])
+        heads, tails = self.sides(head, tail, table)
+        return scorer(heads, relation.unsqueeze(1), tails)
+
+    def sides(self, head: Tensor, tail: Tensor,
+              table: "EntityTable") -> tuple[Tensor, Tensor]:
+        """``([B, K, d] heads, [B, K, d] tails)`` of a generated group: its
+        ids looked up, its embeddings as they are, and the sides marked
+        ``own`` the positives' ``head`` / ``tail`` ``[B, d]``."""
         heads, tails = table.entity(self.head), table.entity(self.tail)
         if self.own is not None:                    # [K, 2]
             own = self.own.unsqueeze(-1)
             heads = torch.where(own[:, 0], head.unsqueeze(1), heads)
             tails = torch.where(own[:, 1], tail.unsqueeze(1), tails)
-        return scorer(heads, relation.unsqueeze(1), tails)
+        return heads, tails
 
     def loss(self, loss_fn: "KGELoss", pos: Tensor, scores: Tensor) -> Tensor:
         """``loss_weight`` times ``loss_fn`` of ``[B]`` positive and ``[B, K]``

@@ -78,11 +78,8 @@ class HardNegatives:
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """``([B, K, d] heads, [B, K, d] tails)`` of all ``K = 3L``
         negatives, the real sides being the positives' own embeddings."""
-        heads, tails = [], []
-        for g in self.groups:
-            own = g.own.unsqueeze(-1)
-            heads.append(torch.where(own[:, 0], self.head.unsqueeze(1), g.head))
-            tails.append(torch.where(own[:, 1], self.tail.unsqueeze(1), g.tail))
+        heads, tails = zip(*(g.sides(self.head, self.tail, self.adapter)
+                             for g in self.groups))
         return torch.cat(heads, 1), torch.cat(tails, 1)
 
     def scores(self, score_fn: ScoreFn | None = None) -> Tensor:
