@@ -23,21 +23,12 @@ DATA=$(realpath -m "$DATA")
 mkdir -p "$RUNS" "$RES" "$LOGS"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 left() { echo $(( DEADLINE - $(date +%s) )); }
-pack() {  # results and run folders, without weights (ranks.pt kept)
-  (cd /tmp && find gpu-results gpu-runs gpu-logs \( -name '*.pt' ! -name ranks.pt \) -prune \
-     -o -type f -print | tar -czf "$OUT/session.tar.gz" -T -)
-}
-trap pack EXIT
+. benchmarks/gpu_lib.sh
+trap 'pack session gpu-results gpu-runs gpu-logs' EXIT
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, torch_geometric; print(torch.__version__, torch_geometric.__version__)"
-if [ "${INSTALL:-1}" = 1 ] &&
-   ! $PY -m pip install -q --no-deps --no-build-isolation . > "$LOGS/pip.log" 2>&1; then
-  tail -5 "$LOGS/pip.log"; echo "pip failed: using the sources through PYTHONPATH"
-  mkdir -p /tmp/pkg && cp -r dhns_geo /tmp/pkg/ && cp -r cli /tmp/pkg/dhns_geo/cli &&
-    cp -r datasets /tmp/pkg/dhns_geo/datasets
-  export PYTHONPATH=/tmp/pkg
-fi
+install_library
 
 # 1. Throughput, alone on the GPU.
 if [ "${GPU_STEP:-1}" = 1 ]; then

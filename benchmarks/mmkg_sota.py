@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import multiprocessing
+import re
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,7 +37,7 @@ from dhns_geo.presets import PRESETS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mmkg-sota"
 PRESET = {"MKG-Y": "complex-n3-mkg-y", "MKG-W": "complex-n3-mkg-w",
-          "DB15K": "complex-n3-db15k"}
+          "DB15K": "complex-n3-db15k", "FB15k-237": "complex-n3-fb15k237"}
 #: Each ingredient: the preset plus these options. ``text`` needs the
 #: dataset's textual features (``dhns features text DATASET``).
 INGREDIENTS = {
@@ -45,9 +46,10 @@ INGREDIENTS = {
     "relation-prediction-0.1": {"features": "none", "relation_prediction": 0.1},
     "dura": {"features": "none", "regularizer": "dura"},
     "text": {"features": "auto", "fusion": "gate"},
+    "text-dura": {"features": "auto", "fusion": "gate", "regularizer": "dura"},
     "dhns": {"features": "none", "sampler": "dhns", "dhns_share": 0.5},
 }
-FIELDS = ["dataset", "ingredient", "seed", "run", "best_epoch", "valid_mrr",
+FIELDS = ["dataset", "ingredient", "dim", "seed", "run", "epochs", "best_epoch", "valid_mrr",
           "test_mrr", "test_hits@1", "test_hits@3", "test_hits@10", "epoch_s",
           "features", "dhns_geo", "commit", "torch", "device", "command"]
 
@@ -57,14 +59,30 @@ FIELDS = ["dataset", "ingredient", "seed", "run", "best_epoch", "valid_mrr",
 EPOCHS = {"DB15K": 6}
 
 
-def config_of(dataset: str, ingredient: str, seed: int, root: str) -> TrainConfig:
-    budget = {"epochs": EPOCHS[dataset]} if dataset in EPOCHS else {}
+def config_of(dataset: str, ingredient: str, seed: int, root: str,
+              **budget) -> TrainConfig:
+    """The preset plus the ingredient; ``budget`` (a GPU's ``dim``,
+    ``epochs``, ``time_limit``, ``device``) overrides the CPU budget."""
+    cpu = {"epochs": EPOCHS[dataset]} if dataset in EPOCHS else {}
     return TrainConfig(**{**PRESETS[PRESET[dataset]], "root": root, "seed": seed,
-                          **budget, **INGREDIENTS[ingredient]})
+                          **cpu, **budget, **INGREDIENTS[ingredient]})
 
 
-def run_name(dataset: str, ingredient: str, seed: int) -> str:
-    return f"{dataset}-{ingredient}-seed{seed}"
+def run_name(dataset: str, ingredient: str, seed: int, dim: int | None = None) -> str:
+    """``DATASET-INGREDIENT[-dDIM]-seedS``: the dim only where it is not the
+    preset's."""
+    rank = f"-d{dim}" if dim and dim != PRESETS[PRESET[dataset]]["dim"] else ""
+    return f"{dataset}-{ingredient}{rank}-seed{seed}"
+
+
+def parse_run_name(name: str) -> tuple[str, str, int | None, int] | None:
+    """``(dataset, ingredient, dim or None, seed)`` of a :func:`run_name`."""
+    names = "|".join(re.escape(k) for k in sorted(PRESET))
+    ingredients = "|".join(re.escape(k) for k in sorted(INGREDIENTS, key=len, reverse=True))
+    match = re.fullmatch(rf"({names})-({ingredients})(?:-d(\d+))?-seed(\d+)", name)
+    if not match:
+        return None
+    return match[1], match[2], match[3] and int(match[3]), int(match[4])
 
 
 def _one_thread_run(config: TrainConfig, run_dir: Path, tag: str) -> dict:
@@ -73,17 +91,19 @@ def _one_thread_run(config: TrainConfig, run_dir: Path, tag: str) -> dict:
     return run_one(config, run_dir, tag)
 
 
-def row_of(run_dir: Path, dataset: str, ingredient: str, seed: int) -> dict:
+def row_of(run_dir: Path) -> dict:
     """The results row of a finished run folder."""
     from dhns_geo.provenance import run_provenance
     from dhns_geo.run_folder import read_run_config
+    dataset, ingredient, _, seed = parse_run_name(run_dir.name)
     config, facts = read_run_config(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = list(csv.DictReader((run_dir / "history.csv").open()))
     test = metrics["test"]
     sources = facts.get("feature_sources") or {}
-    return {"dataset": dataset, "ingredient": ingredient, "seed": seed,
-            "run": run_dir.name, "best_epoch": metrics["best_epoch"],
+    return {"dataset": dataset, "ingredient": ingredient, "dim": config.dim,
+            "seed": seed, "run": run_dir.name, "epochs": len(history),
+            "best_epoch": metrics["best_epoch"],
             "valid_mrr": round(metrics.get("selection", {}).get(
                 "best_mrr", metrics["valid"]["mrr"]), 4),
             **{f"test_{k}": round(test[k], 4) for k in ("mrr", "hits@1", "hits@3",
@@ -94,56 +114,60 @@ def row_of(run_dir: Path, dataset: str, ingredient: str, seed: int) -> dict:
             "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
 
 
+def finished_runs(runs: Path) -> list[Path]:
+    """The finished run folders under ``runs`` in table order: dataset,
+    dim, ingredient, seed."""
+    order = {"dataset": list(PRESET), "ingredient": list(INGREDIENTS)}
+    found = [(parse_run_name(d.name), d) for d in runs.iterdir()
+             if (d / "metrics.json").is_file() and parse_run_name(d.name)]
+    return [d for key, d in sorted(found, key=lambda x: (
+        order["dataset"].index(x[0][0]), x[0][2] or 0,
+        order["ingredient"].index(x[0][1]), x[0][3]))]
+
+
 def report(runs: Path) -> None:
     """runs.csv, paired.md and curves from the finished run folders."""
-    rows = []
-    for dataset in PRESET:
-        for ingredient in INGREDIENTS:
-            for seed in range(10):
-                run_dir = runs / run_name(dataset, ingredient, seed)
-                if (run_dir / "metrics.json").is_file():
-                    rows.append(row_of(run_dir, dataset, ingredient, seed))
+    rows = [row_of(run_dir) for run_dir in finished_runs(runs)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     (RESULTS / "paired.md").write_text(paired_table(rows, runs))
-    for dataset in {r["dataset"] for r in rows}:
-        plot(rows, runs, dataset, RESULTS / f"curves-{dataset}.png")
+    for dataset, dim in {(r["dataset"], r["dim"]) for r in rows}:
+        plot(rows, runs, dataset, dim, RESULTS / f"curves-{dataset}-d{dim}.png")
     print((RESULTS / "paired.md").read_text())
 
 
 def paired_table(rows: list[dict], runs: Path) -> str:
-    lines = ["| dataset | ingredient | seeds | valid MRR (mean) | test MRR (mean) | "
-             "test MRR − base [95 % interval] | per seed |", "| --- " * 7 + "|"]
-    for dataset in PRESET:
-        mine = [r for r in rows if r["dataset"] == dataset]
-        base = {r["seed"]: r for r in mine if r["ingredient"] == "base"}
-        for ingredient in INGREDIENTS:
-            group = [r for r in mine if r["ingredient"] == ingredient]
-            if not group:
-                continue
-            valid = statistics.fmean(r["valid_mrr"] for r in group)
-            test = statistics.fmean(r["test_mrr"] for r in group)
-            cell, seeds = "", ""
-            pairs = [r for r in group if r["seed"] in base]
-            if ingredient != "base" and pairs:
-                d = paired.paired_difference([runs / r["run"] for r in pairs],
-                                             [runs / base[r["seed"]]["run"] for r in pairs])
-                cell = f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
-                seeds = " ".join(f"{x:+.4f}" for x in d["seed_diffs"])
-            lines.append(f"| {dataset} | {ingredient} | {len(group)} | {valid:.4f} | "
-                         f"{test:.4f} | {cell} | {seeds} |")
+    """Each ingredient against ``base`` of the same dataset, dim and seed."""
+    lines = ["| dataset | dim | ingredient | seeds | valid MRR (mean) | test MRR (mean) | "
+             "test MRR − base [95 % interval] | per seed | device |", "| --- " * 9 + "|"]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["dim"], row["ingredient"]), []).append(row)
+    for (dataset, dim, ingredient), group in groups.items():
+        base = {r["seed"]: r for r in groups.get((dataset, dim, "base"), [])}
+        valid = statistics.fmean(r["valid_mrr"] for r in group)
+        test = statistics.fmean(r["test_mrr"] for r in group)
+        cell, seeds = "", ""
+        pairs = [r for r in group if r["seed"] in base]
+        if ingredient != "base" and pairs:
+            d = paired.paired_difference([runs / r["run"] for r in pairs],
+                                         [runs / base[r["seed"]]["run"] for r in pairs])
+            cell = f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+            seeds = " ".join(f"{x:+.4f}" for x in d["seed_diffs"])
+        lines.append(f"| {dataset} | {dim} | {ingredient} | {len(group)} | {valid:.4f} | "
+                     f"{test:.4f} | {cell} | {seeds} | {group[0]['device']} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], runs: Path, dataset: str, path: Path) -> None:
-    mine = [r for r in rows if r["dataset"] == dataset]
+def plot(rows: list[dict], runs: Path, dataset: str, dim: int, path: Path) -> None:
+    mine = [r for r in rows if r["dataset"] == dataset and r["dim"] == dim]
     paired.plot_curves([runs / r["run"] for r in mine],
                        [f"{r['ingredient']} s{r['seed']}" for r in mine], path,
-                       f"{dataset}: ComplEx-N3 preset, one ingredient each; "
-                       "dot: plateau")
+                       f"{dataset}, dim {dim}: ComplEx-N3 preset, one ingredient "
+                       "each; dot: plateau")
 
 
 def main() -> None:
@@ -157,24 +181,50 @@ def main() -> None:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/mmkg-sota"))
+    run.add_argument("--only", nargs="+", metavar="DATASET:INGREDIENT:SEED",
+                     help="these runs instead of datasets x ingredients x seeds")
+    run.add_argument("--dim", type=int, help="in place of the preset's (a GPU's rank)")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--time-limit", type=float, help="seconds of training per run")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--nondeterministic", action="store_true",
+                     help="no deterministic algorithms (faster on a GPU)")
+    run.add_argument("--no-report", action="store_true")
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, default=Path("runs/mmkg-sota"))
     args = parser.parse_args()
     if args.command == "report":
         report(args.runs)
         return
+    run_grid(args)
+
+
+def run_grid(args: argparse.Namespace) -> None:
+    """Trains the runs ``args`` name, ``args.workers`` at a time."""
+    budget = {k: v for k, v in (("dim", args.dim), ("epochs", args.epochs),
+                                ("time_limit", args.time_limit)) if v}
+    if args.nondeterministic:
+        budget["deterministic"] = False
     # Seed-major order: each seed's ingredients finish together (pairs early).
-    grid = [(config_of(d, i, s, args.root), args.runs / run_name(d, i, s))
-            for s in args.seeds for d in args.datasets for i in args.ingredients]
+    specs = ([(d, i, int(s)) for d, i, s in (o.rsplit(":", 2) for o in args.only)]
+             if args.only else [(d, i, s) for s in args.seeds for d in args.datasets
+                                for i in args.ingredients])
+    grid = [(config_of(d, i, s, args.root, device=args.device, **budget),
+             args.runs / run_name(d, i, s, args.dim)) for d, i, s in specs]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(_one_thread_run, cfg, run_dir, run_dir.name)
-                   for cfg, run_dir in grid]
+        futures = {pool.submit(_one_thread_run, cfg, run_dir, run_dir.name): run_dir.name
+                   for cfg, run_dir in grid}
         for future in as_completed(futures):
-            row = future.result()
-            print(f"done: valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
-                  flush=True)
-            report(args.runs)
+            try:
+                row = future.result()
+            except Exception as error:           # the other runs go on
+                print(f"failed: {futures[future]}: {error!r}", flush=True)
+                continue
+            print(f"done: {futures[future]} valid {row['valid_mrr']:.4f} "
+                  f"test {row['test_mrr']:.4f}", flush=True)
+            if not args.no_report:
+                report(args.runs)
 
 
 if __name__ == "__main__":

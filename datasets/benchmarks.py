@@ -16,6 +16,7 @@ from dhns_geo.data.features import (attach_benchmark_features, feature_files_key
                                     file_sha256)
 from dhns_geo.data.io import OPENKE_FILES, read_openke, read_tsv
 from dhns_geo.errors import DataFormatError
+from dhns_geo.run_folder import RunLock
 from dhns_geo.data.mmkg import to_hetero_data
 
 #: Commit of github.com/ngl567/DHNS whose ``benchmarks/`` folder is used.
@@ -55,9 +56,12 @@ class KGBenchmark(InMemoryDataset):
                  trust_features: bool = False) -> None:
         root = Path(root).expanduser() if root is not None else default_root()
         self.trust_features = trust_features
-        super().__init__(str(root / self.name), transform, pre_transform,
-                         force_reload=force_reload)
-        self.load(self.processed_paths[0], data_cls=HeteroData)
+        # One process at a time processes and reads the folder: runs started
+        # together would otherwise read each other's half-written files.
+        with RunLock(root / self.name, wait=True):
+            super().__init__(str(root / self.name), transform, pre_transform,
+                             force_reload=force_reload)
+            self.load(self.processed_paths[0], data_cls=HeteroData)
 
     @property
     def raw_file_names(self) -> list[str]:

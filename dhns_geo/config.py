@@ -145,6 +145,7 @@ class TrainConfig:
     eval_every: int = option(5, "Evaluate on valid every N epochs.", integer(1))
     select_on: str = option("valid", "Triples that choose the best epoch: valid or valid-unseen (valid triples not in train; DB15K's valid split is mostly train triples).", choice("valid", "valid-unseen"))
     patience: int = option(3, "Stop after N evaluations without gain.", integer(1))
+    time_limit: float = option(0.0, "Stop after the epoch in which training has taken this many seconds in all (0: no limit). That epoch is evaluated, and the best model is tested as after the last epoch; a budget in wall-clock time on a machine of unknown speed.", number(0))
     eval_batch_size: int = option(256, "Queries ranked at once; bounds evaluation memory to this x entities.", integer(1))
     # DHNS (sampler "dhns")
     dhns_mu: float = option(0.01, "Weight of the DHNS loss.", number(0, above=True), only_with=DHNS_SAMPLED)

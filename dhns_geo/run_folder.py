@@ -147,24 +147,34 @@ def remove_stale_temporaries(run_dir: Path) -> None:
 
 
 class RunLock:
-    """An exclusive lock on a run folder, held while a process writes it.
+    """An exclusive lock on a run folder, held while a process writes it
+    (or on a dataset folder, while a process processes and reads it).
 
     Args:
         run_dir: The folder (created if missing).
+        wait: Wait for the holder to release it instead of raising (a
+            folder where the lock file cannot be made is used unlocked).
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, wait: bool = False) -> None:
         self.path = Path(run_dir) / ".lock"
+        self.wait = wait
         self._handle = None
 
     def acquire(self) -> "RunLock":
         """Takes the lock, or raises :class:`DHNSError` naming the process
         that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError:
+            if self.wait:                  # a read-only dataset folder: no lock
+                return self
+            raise
         if fcntl is not None:
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(),
+                            fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
             except OSError:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"

@@ -278,8 +278,8 @@ class Trainer:
     def fit(self, run_dir: Path | None = None, resume: bool = False,
             callbacks: Iterable[Callable[["Trainer", dict], None]] = (),
             test: bool = True) -> dict:
-        """Trains until ``config.epochs`` or early stopping, then evaluates
-        the best model on valid and test.
+        """Trains until ``config.epochs``, early stopping or the time limit,
+        then evaluates the best model on valid and test.
 
         Args:
             run_dir: Folder for checkpoints and logs (none written if None).
@@ -297,11 +297,14 @@ class Trainer:
         while self.epoch < self.config.epochs and not self.loop.stopped(self.config):
             record = self.train_epoch()
             self.loop.epoch += 1
+            self.loop.seconds += record["seconds"]
             record = {"epoch": self.epoch, **record, "valid_mrr": ""}
             line = (f"epoch {self.epoch}/{self.config.epochs} loss "
                     f"{record['loss']:.4f} {record['triples_per_s']:,.0f} triples/s")
             if self.loop.evaluates(self.config):
                 line += self._select(record, run_dir)
+            if self.loop.out_of_time(self.config):
+                line += f" (time limit: {self.loop.seconds:.0f} s of training)"
             self.loop.history.append(record)
             self._save_last(run_dir)
             self.log(line)
@@ -383,13 +386,18 @@ class LoopState:
     best_mrr: float = float("-inf")
     best_epoch: int = 0
     bad_evals: int = 0
+    seconds: float = 0.0            # training time so far (the time limit)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def stopped(self, config: TrainConfig) -> bool:
-        return self.bad_evals >= config.patience
+        return self.bad_evals >= config.patience or self.out_of_time(config)
+
+    def out_of_time(self, config: TrainConfig) -> bool:
+        return 0 < config.time_limit <= self.seconds
 
     def evaluates(self, config: TrainConfig) -> bool:
-        return self.epoch % config.eval_every == 0 or self.epoch == config.epochs
+        return (self.epoch % config.eval_every == 0 or self.epoch == config.epochs
+                or self.out_of_time(config))
 
     def improves(self, mrr: float, config: TrainConfig) -> bool:
         """Records an evaluation: ``True`` for a new best."""
@@ -427,6 +435,7 @@ class LoopState:
         self.steps = loop.get("steps", 0)       # not saved before lr_half_life
         self.lr_scale = loop.get("lr_scale", 1.0)
         self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]
+        self.seconds = loop.get("seconds", 0.0)   # not saved before time_limit
         self.history = loop["history"]
 
 

@@ -21,7 +21,7 @@ BAD = {
         "--adversarial-temperature": "0", "--margin": "nan",
         "--positive-weight": "-1", "--regularizer": "l1", "--reg-weight": "-1",
         "--epochs": "0", "--batch-size": "-5", "--lr": "inf", "--lr-half-life": "-1", "--lr-plateau-factor": "1.5", "--lr-plateau-patience": "0", "--device": "gpu",
-        "--seed": "-1", "--eval-every": "0", "--select-on": "test", "--patience": "0",
+        "--seed": "-1", "--eval-every": "0", "--select-on": "test", "--patience": "0", "--time-limit": "-1",
         "--eval-batch-size": "0", "--dhns-mu": "0", "--dhns-steps": "0",
         "--dhns-sampling": "fast", "--dhns-generator-steps": "0",
         "--dhns-lr": "nan", "--dhns-levels": "1,x",

@@ -79,3 +79,24 @@ def test_fb15k237_unseen_entities_and_checked_files(tmp_path, monkeypatch):
         f.write("/m/a\t/r\t/m/b\n")
     with pytest.raises(Exception, match="valid.txt: sha256 differs"):
         FB15k237(root, force_reload=True)
+
+
+def test_a_benchmark_folder_is_processed_by_one_process_at_a_time(openke_folder, tmp_path):
+    """Runs started together wait for the one processing the folder instead
+    of reading its half-written files."""
+    import shutil
+    import threading
+
+    from dhns_geo.datasets import MKGY
+    from dhns_geo.run_folder import RunLock
+
+    shutil.copytree(openke_folder, tmp_path / "root" / "MKG-Y" / "raw")
+    loaded = []
+    with RunLock(tmp_path / "root" / "MKG-Y"):          # another process at work
+        loader = threading.Thread(target=lambda: loaded.append(MKGY(tmp_path / "root")))
+        loader.start()
+        loader.join(timeout=1.0)
+        assert loader.is_alive() and not loaded
+        assert not (tmp_path / "root" / "MKG-Y" / "processed").exists()
+    loader.join()
+    assert loaded[0][0]["entity"].num_nodes == 5

@@ -177,6 +177,26 @@ def test_lr_plateau_patience_waits_for_evaluations_without_gain_in_a_row():
     assert trainer.lr_scale == 0.25
 
 
+def test_time_limit_stops_after_the_epoch_that_passes_it_evaluated_and_tested(tmp_path):
+    from dhns_geo.runs import load_dataset_for
+
+    cfg = small(epochs=10, eval_every=4, time_limit=25.0)
+    trainer = Trainer.from_config(cfg, load_dataset_for(cfg), torch.device("cpu"), **QUIET)
+    train_epoch = trainer.train_epoch
+    trainer.train_epoch = lambda: {**train_epoch(), "seconds": 10.0}   # 10 s an epoch
+    lines = []
+    trainer.log = lines.append
+    metrics = trainer.fit(tmp_path)
+    # 10 + 10 < 25 <= 30: the third epoch is the last, evaluated off the
+    # every-4 schedule, and the best model is tested.
+    assert trainer.epoch == 3 and trainer.loop.seconds == 30.0
+    assert [r["valid_mrr"] != "" for r in trainer.history] == [False, False, True]
+    assert "time limit: 30 s" in lines[-1] and metrics["best_epoch"] == 3
+    assert 0 < metrics["test"]["mrr"] <= 1
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["loop"]["seconds"] == 30.0                # resumes with its clock
+
+
 def test_tracked_score_of_a_group_is_the_mean_over_the_negatives_that_count():
     from dhns_geo.sampling.base import NegativeSampler, Negatives
     from dhns_geo.training import Trainer
