@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import re
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
 from reproduce import DATA_PLACEHOLDER, run_one, train_command  # noqa: E402
+from workers import run_parallel  # noqa: E402
 
 from dhns_geo.config import TrainConfig  # noqa: E402
 from dhns_geo.presets import PRESETS  # noqa: E402
@@ -45,6 +44,8 @@ INGREDIENTS = {
     "relation-prediction": {"features": "none", "relation_prediction": 0.5},
     "relation-prediction-0.1": {"features": "none", "relation_prediction": 0.1},
     "dura": {"features": "none", "regularizer": "dura"},
+    "dura-0.02": {"features": "none", "regularizer": "dura", "reg_weight": 0.02},
+    "dura-0.1": {"features": "none", "regularizer": "dura", "reg_weight": 0.1},
     "text": {"features": "auto", "fusion": "gate"},
     "text-dura": {"features": "auto", "fusion": "gate", "regularizer": "dura"},
     "dhns": {"features": "none", "sampler": "dhns", "dhns_share": 0.5},
@@ -211,21 +212,18 @@ def run_grid(args: argparse.Namespace) -> None:
                                 for i in args.ingredients])
     grid = [(config_of(d, i, s, args.root, device=args.device, **budget),
              args.runs / run_name(d, i, s, args.dim)) for d, i, s in specs]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = {pool.submit(_one_thread_run, cfg, run_dir, run_dir.name): run_dir.name
-                   for cfg, run_dir in grid}
-        for future in as_completed(futures):
-            try:
-                row = future.result()
-            except Exception as error:           # the other runs go on
-                print(f"failed: {futures[future]}: {error!r}", flush=True)
-                continue
-            print(f"done: {futures[future]} valid {row['valid_mrr']:.4f} "
-                  f"test {row['test_mrr']:.4f}", flush=True)
-            if not args.no_report:
-                report(args.runs)
-
+    jobs = {run_dir.name: (_one_thread_run, (cfg, run_dir, run_dir.name))
+            for cfg, run_dir in grid}
+    for name, future in run_parallel(jobs, args.workers):
+        try:
+            row = future.result()
+        except Exception as error:               # the other runs go on
+            print(f"failed: {name}: {error!r}", flush=True)
+            continue
+        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
+              flush=True)
+        if not args.no_report:
+            report(args.runs)
 
 if __name__ == "__main__":
     main()

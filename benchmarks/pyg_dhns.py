@@ -32,13 +32,13 @@ import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
+from workers import run_parallel  # noqa: E402
 
 from dhns_geo.run_folder import atomic_save, load_checkpoint  # noqa: E402
 
@@ -308,9 +308,8 @@ def main() -> None:
     # workers finish together.
     jobs = [(args, m, n, s) for s in args.seeds for n in sorted(args.negatives)
             for m in args.models]
-    with ProcessPoolExecutor(args.workers) as pool:
-        for name in pool.map(run_one, *zip(*jobs)):
-            print(f"done {name}", flush=True)
+    for _, future in run_parallel({job[1:]: (run_one, job) for job in jobs}, args.workers):
+        print(f"done {future.result()}", flush=True)
     report([args.runs])
 
 

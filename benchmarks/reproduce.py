@@ -31,18 +31,20 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import shlex
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterator
 
-from dhns_geo.config import TrainConfig, command_line
-from dhns_geo.provenance import run_provenance as row_provenance
-from dhns_geo.run_folder import read_run_config
-from dhns_geo.runs import run_training
+sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
+from workers import run_parallel  # noqa: E402
+
+from dhns_geo.config import TrainConfig, command_line  # noqa: E402
+from dhns_geo.provenance import run_provenance as row_provenance  # noqa: E402
+from dhns_geo.run_folder import read_run_config  # noqa: E402
+from dhns_geo.runs import run_training  # noqa: E402
 
 METHODS = {
     "uniform": {"sampler": "uniform", "loss": "softplus"},
@@ -309,12 +311,11 @@ def run_grid(grid: list[tuple[dict, TrainConfig]], run_root: Path,
         for key, cfg in grid:
             yield key, run_one(cfg, run_root / key["run"], key["run"])
         return
-    context = multiprocessing.get_context("spawn")     # CUDA needs spawn
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(run_one, cfg, run_root / key["run"], key["run"]): key
-                   for key, cfg in grid}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    keys = {key["run"]: key for key, _ in grid}
+    jobs = {key["run"]: (run_one, (cfg, run_root / key["run"], key["run"]))
+            for key, cfg in grid}
+    for name, future in run_parallel(jobs, workers):
+        yield keys[name], future.result()
 
 
 def write_results(results: Path, rows: list[dict], run_root: Path) -> str:

@@ -298,3 +298,53 @@ def test_every_results_row_says_what_produced_it():
     assert len(paths) >= 16
     assert {str(p.relative_to(module.RESULTS)): module.missing(p) for p in paths
             if module.missing(p)} == {}
+
+
+def test_parallel_workers_end_with_their_parent(tmp_path):
+    """A killed benchmark takes its worker processes with it (they would
+    otherwise go on training queued runs), and a job's error reaches the
+    caller through its future."""
+    import os
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(f"""
+import os, sys, time
+sys.path.insert(0, {str(BENCH.parent)!r})
+from workers import run_parallel
+
+def job(path):
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)
+
+def fail():
+    raise ValueError("bad run")
+
+if __name__ == "__main__":
+    jobs = {{"sleeper": (job, ({str(tmp_path / 'pid')!r},)), "failing": (fail, ())}}
+    for key, future in run_parallel(jobs, 2):
+        print(key, repr(future.exception()), flush=True)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "failing ValueError('bad run')"
+    deadline = time.time() + 60
+    while not (tmp_path / "pid").is_file() or not (tmp_path / "pid").read_text():
+        assert time.time() < deadline
+        time.sleep(0.1)
+    worker = int((tmp_path / "pid").read_text())
+    parent.send_signal(signal.SIGKILL)                 # no cleanup code runs
+    parent.wait()
+    deadline = time.time() + 20
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        status = Path(f"/proc/{pid}/stat")
+        return not (status.is_file() and status.read_text().split()[2] == "Z")
+
+    while alive(worker):
+        assert time.time() < deadline, "the worker outlived its killed parent"
+        time.sleep(0.1)
