@@ -81,7 +81,10 @@ class Run:
         self.args, self.name = args, f"{model}-{negatives}-seed{seed}"
         self.dir = args.runs / self.name
         self.train, self.valid, self.test = splits(args.root)
-        self.known = torch.cat([triples_of(d) for d in (self.train, self.valid, self.test)])
+        from dhns_geo.data.filter import FilterIndex
+        self.known = FilterIndex(torch.cat([triples_of(d) for d in (self.train, self.valid,
+                                                                    self.test)]),
+                                 self.train.num_nodes, self.train.num_edge_types)
         torch.manual_seed(seed)
         opt, opt_args, model_args = SETTINGS[model]
         cls = {"transe": pyg_nn.TransE, "distmult": pyg_nn.DistMult,

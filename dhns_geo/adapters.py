@@ -187,7 +187,7 @@ def as_score_all(model: nn.Module | KGEAdapter | ScoreAllFn) -> ScoreAllFn:
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module | KGEAdapter | ScoreAllFn, triples: Tensor,
-                   known: Tensor, num_entities: int, num_relations: int,
+                   known: Tensor | FilterIndex, num_entities: int, num_relations: int,
                    batch_size: int = 256, progress: bool = False,
                    return_ranks: bool = False) -> dict:
     """Filtered link prediction, head and tail, of any model in one call.
@@ -198,7 +198,8 @@ def evaluate_model(model: nn.Module | KGEAdapter | ScoreAllFn, triples: Tensor,
         triples: ``[n, 3]`` ``(head, relation, tail)`` rows to rank, e.g.
             ``torch.stack([h, r, t], 1)`` of a PyG split.
         known: ``[m, 3]`` every known true triple (train, valid and test), the
-            filter.
+            filter; or the :class:`~dhns_geo.data.filter.FilterIndex` built from
+            them once, for a loop that evaluates often.
         num_entities: ``N``.
         num_relations: ``R``.
         return_ranks: Also return the ranks per triple (``"ranks"``).
@@ -210,7 +211,8 @@ def evaluate_model(model: nn.Module | KGEAdapter | ScoreAllFn, triples: Tensor,
     was_training = getattr(model, "training", None)
     if was_training:
         model.eval()
-    index = FilterIndex(known.to(triples.device), num_entities, num_relations)
+    index = (known if isinstance(known, FilterIndex)
+             else FilterIndex(known.to(triples.device), num_entities, num_relations))
     try:
         return evaluate_link_prediction(as_score_all(model), triples, index,
                                         batch_size, triples.device, progress,

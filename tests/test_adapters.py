@@ -107,6 +107,9 @@ def test_evaluate_model_takes_a_score_function_and_restores_train_mode():
     by_fn = evaluate_model(adapter.score_all, test, known, N, R)
     by_model = evaluate_model(model, test, known, N, R)
     assert by_fn["mrr"] == by_model["mrr"] and model.training
+    from dhns_geo.data.filter import FilterIndex         # built once by a loop
+    by_index = evaluate_model(model, test, FilterIndex(known, N, R), N, R)
+    assert by_index == by_model
 
 
 def test_encoder_decoder_adapter_has_gradients_in_the_encoder():
