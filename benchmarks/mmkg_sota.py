@@ -135,6 +135,7 @@ def report(runs: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     (RESULTS / "paired.md").write_text(paired_table(rows, runs))
+    (RESULTS / "grid.md").write_text(grid_table(rows))
     for dataset, dim in {(r["dataset"], r["dim"]) for r in rows}:
         plot(rows, runs, dataset, dim, RESULTS / f"curves-{dataset}-d{dim}.png")
     print((RESULTS / "paired.md").read_text())
@@ -142,7 +143,7 @@ def report(runs: Path) -> None:
 
 def paired_table(rows: list[dict], runs: Path) -> str:
     """Each ingredient against ``base`` of the same dataset, dim and seed."""
-    lines = ["| dataset | dim | ingredient | seeds | valid MRR (mean) | test MRR (mean) | "
+    lines = ["| dataset | rank | ingredient | seeds | valid MRR (mean) | test MRR (mean) | "
              "test MRR − base [95 % interval] | per seed | device |", "| --- " * 9 + "|"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -158,8 +159,29 @@ def paired_table(rows: list[dict], runs: Path) -> str:
                                          [runs / base[r["seed"]]["run"] for r in pairs])
             cell = f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
             seeds = " ".join(f"{x:+.4f}" for x in d["seed_diffs"])
-        lines.append(f"| {dataset} | {dim} | {ingredient} | {len(group)} | {valid:.4f} | "
+        lines.append(f"| {dataset} | {dim // 2} | {ingredient} | {len(group)} | {valid:.4f} | "
                      f"{test:.4f} | {cell} | {seeds} | {group[0]['device']} |")
+    return "\n".join(lines) + "\n"
+
+
+def grid_table(rows: list[dict]) -> str:
+    """Per dataset, every configuration tried (dim and ingredient) by its
+    seed-0 valid MRR, the selection metric; the first is the chosen recipe.
+    Test MRR is shown beside it, never used to choose."""
+    lines = ["| dataset | rank | ingredient | seed-0 valid MRR | chosen | seeds | "
+             "test MRR (mean over seeds) |", "| --- " * 7 + "|"]
+    for dataset in PRESET:
+        configs: dict[tuple, list[dict]] = {}
+        for row in rows:
+            if row["dataset"] == dataset:
+                configs.setdefault((row["dim"], row["ingredient"]), []).append(row)
+        tried = sorted(((next((r["valid_mrr"] for r in g if r["seed"] == 0), None), key, g)
+                        for key, g in configs.items()), key=lambda x: -(x[0] or 0))
+        for i, (valid, (dim, ingredient), group) in enumerate(tried):
+            test = statistics.fmean(r["test_mrr"] for r in group)
+            lines.append(f"| {dataset} | {dim // 2} | {ingredient} | "
+                         f"{'' if valid is None else f'{valid:.4f}'} | {'yes' if i == 0 else ''} | "
+                         f"{len(group)} | {test:.4f} |")
     return "\n".join(lines) + "\n"
 
 

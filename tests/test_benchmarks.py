@@ -348,3 +348,25 @@ if __name__ == "__main__":
     while alive(worker):
         assert time.time() < deadline, "the worker outlived its killed parent"
         time.sleep(0.1)
+
+
+def test_mmkg_sota_names_runs_and_chooses_on_seed_0_valid(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    sota = load_script("mmkg_sota")
+    assert sota.run_name("MKG-Y", "dura", 1) == "MKG-Y-dura-seed1"       # the preset's dim
+    assert sota.run_name("MKG-Y", "text-dura", 0, 2000) == "MKG-Y-text-dura-d2000-seed0"
+    for name in ("MKG-Y-dura-0.1-seed2", "FB15k-237-base-seed0", "DB15K-text-dura-d2000-seed1"):
+        dataset, ingredient, dim, seed = sota.parse_run_name(name)
+        assert sota.run_name(dataset, ingredient, seed, dim) == name
+    assert sota.parse_run_name("MKG-Y-unknown-seed0") is None
+
+    def row(ingredient, seed, valid, test, dim=500):
+        return {"dataset": "MKG-Y", "dim": dim, "ingredient": ingredient, "seed": seed,
+                "valid_mrr": valid, "test_mrr": test}
+
+    table = sota.grid_table([row("base", 0, 0.30, 0.40), row("dura", 0, 0.32, 0.35),
+                             row("dura", 1, 0.20, 0.33), row("base", 0, 0.31, 0.50, 1000)])
+    lines = [line for line in table.splitlines() if line.startswith("| MKG-Y")]
+    # Chosen on seed-0 valid (dura at 250), never on test (base at 500 tests best).
+    assert lines[0] == "| MKG-Y | 250 | dura | 0.3200 | yes | 2 | 0.3400 |"
+    assert [line.split(" | ")[1:3] for line in lines[1:]] == [["500", "base"], ["250", "base"]]
