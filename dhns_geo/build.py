@@ -16,8 +16,8 @@ from torch_geometric.data import HeteroData
 
 from dhns_geo.config import TrainConfig
 from dhns_geo.data import (EDGE_TYPE, FilterIndex, add_reciprocals,
-                           modality_features, num_entities, num_relations,
-                           split_triples)
+                           num_entities, num_relations,
+                           selected_features, split_triples)
 from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss, regularization
 from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
@@ -53,7 +53,7 @@ def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
         from dhns_geo.sharding import ShardedEntities
         structural = ShardedEntities(n, config.dim, config.optimizer, config.lr,
                                      dist, device or torch.device("cpu"))
-    features = modality_features(data) if config.features == "auto" else {}
+    features = selected_features(data, config.features)
     encoder = None
     if config.encoder == "rgcn":
         encoder = RGCNEncoder(config.dim, r, config.rgcn_layers,
@@ -74,7 +74,7 @@ def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
 
 def num_modalities(config: TrainConfig, data: HeteroData) -> int:
     """``M``: the structural modality and the features the model uses."""
-    return 1 + (len(modality_features(data)) if config.features == "auto" else 0)
+    return 1 + len(selected_features(data, config.features))
 
 
 def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:

@@ -100,7 +100,7 @@ class TrainConfig:
     # data
     dataset: str = option("toy", "DB15K, MKG-W, MKG-Y, FB15k-237, toy, pyg:<class> (a torch_geometric.datasets KG, e.g. pyg:FB15k_237), or a KG folder.", text)
     root: str | None = option(None, "Dataset root (unset: $DHNS_DATA or ~/.cache/dhns-geo).", optional(text), show_default=False)
-    features: str = option("auto", "auto (the dataset's modality features) or none.", choice("auto", "none"))
+    features: str = option("auto", "auto (every modality feature the dataset has), none, or one modality: visual or textual, which must be there.", choice("auto", "none", "visual", "textual"))
     visual: str | None = option(None, "Visual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", optional(text), show_default=False)
     textual: str | None = option(None, "Textual feature file [N, d] (.pth, .pt or .npy); replaces the dataset's.", optional(text), show_default=False)
     trust_features: bool = option(False, "Use paper feature files whose sha256 differs from the published one.", flag)

@@ -48,7 +48,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from dhns_geo.config import TrainConfig
-from dhns_geo.data import num_entities, num_relations
+from dhns_geo.data import num_entities, num_relations, selected_features
 from dhns_geo.errors import DHNSError
 
 try:                                   # POSIX; elsewhere no lock is taken
@@ -282,8 +282,8 @@ def run_facts(config: TrainConfig, data: HeteroData) -> dict:
     """The dataset facts a run depends on: sizes and feature provenance."""
     return {"num_entities": num_entities(data),
             "num_relations": num_relations(data),
-            "feature_sources": dict(data.feature_sources or {})
-            if config.features == "auto" else {}}
+            "feature_sources": {m: source for m, source in (data.feature_sources or {}).items()
+                                if m in selected_features(data, config.features)}}
 
 
 def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path,

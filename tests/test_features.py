@@ -193,3 +193,21 @@ def test_real_minilm_on_names(tmp_path):
     assert x.shape == (5, 384) and x[3].abs().sum() == 0
     sim = torch.nn.functional.cosine_similarity
     assert sim(x[0], x[1], dim=0) > sim(x[0], x[2], dim=0)
+
+
+def test_features_option_selects_one_modality_or_says_it_is_missing():
+    from dhns_geo.build import build_model, num_modalities
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.run_folder import run_facts
+
+    data = load_dataset("toy")
+    for which, names in (("auto", ["structural", "visual", "textual"]),
+                         ("textual", ["structural", "textual"]), ("none", ["structural"])):
+        config = TrainConfig(dataset="toy", features=which, dim=8)
+        assert build_model(config, data).entities.modalities == names
+        assert num_modalities(config, data) == len(names)
+        assert sorted(run_facts(config, data)["feature_sources"]) == sorted(names[1:])
+    del data["entity"].textual, data["entity"].textual_mask
+    with pytest.raises(DHNSError, match="no textual features \\(it has: visual\\); "
+                                        "compute them .* `dhns features text DATASET`"):
+        build_model(TrainConfig(dataset="toy", features="textual", dim=8), data)

@@ -5,6 +5,7 @@ from dhns_geo.data.io import KnowledgeGraph, read_kg, read_openke, read_tsv
 from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, add_reciprocals,
                                 all_triples,
                                 attach_features, modality_features,
+                                selected_features,
                                 num_entities, num_relations, quality_report,
                                 split_triples, to_hetero_data,
                                 unseen_triples)
@@ -12,7 +13,7 @@ from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, add_reciprocals,
 __all__ = [
     "FilterIndex", "KnowledgeGraph", "read_kg", "read_openke", "read_tsv",
     "EDGE_TYPE", "ENTITY", "MODALITIES", "add_reciprocals", "all_triples", "attach_features",
-    "modality_features", "num_entities", "num_relations", "quality_report",
+    "modality_features", "selected_features", "num_entities", "num_relations", "quality_report",
     "split_triples", "to_hetero_data", "unseen_triples", "build_filter_index",
 ]
 

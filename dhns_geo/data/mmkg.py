@@ -147,6 +147,27 @@ def modality_features(data: HeteroData) -> dict[str, tuple[Tensor, Tensor]]:
     return {m: (store[m], store[f"{m}_mask"]) for m in MODALITIES if m in store}
 
 
+def selected_features(data: HeteroData, which: str) -> dict[str, tuple[Tensor, Tensor]]:
+    """The modality features a model uses (:func:`modality_features`' form):
+    every one present (``"auto"``), none (``"none"``) or one named modality
+    (``"visual"``, ``"textual"``), which must be present.
+
+    Raises:
+        DHNSError: when the named modality is not in ``data``.
+    """
+    if which == "none":
+        return {}
+    present = modality_features(data)
+    if which == "auto":
+        return present
+    if which not in present:
+        hint = ("; compute them from the entity names with `dhns features text DATASET`"
+                if which == "textual" else "")
+        raise DHNSError(f"--features {which}: the dataset has no {which} features "
+                        f"(it has: {', '.join(present) or 'none'}){hint}")
+    return {which: present[which]}
+
+
 def quality_report(data: HeteroData) -> dict:
     """Counts rows, distinct triples, duplicates, split leakage and entities
     that training never sees.
