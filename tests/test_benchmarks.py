@@ -370,3 +370,6 @@ def test_mmkg_sota_names_runs_and_chooses_on_seed_0_valid(monkeypatch):
     # Chosen on seed-0 valid (dura at 250), never on test (base at 500 tests best).
     assert lines[0] == "| MKG-Y | 250 | dura | 0.3200 | yes | 2 | 0.3400 |"
     assert [line.split(" | ")[1:3] for line in lines[1:]] == [["500", "base"], ["250", "base"]]
+    goals = sota.goals_table([row("base", 0, 0.30, 0.40), row("dura", 0, 0.32, 0.35),
+                              row("dura", 1, 0.20, 0.33)])
+    assert "| MKG-Y | dura, rank 250 | 2 | 0.2600 | 0.3400 | 0.395 | 0.0550 |" in goals
