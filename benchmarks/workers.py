@@ -39,12 +39,15 @@ def run_parallel(jobs: dict[Hashable, tuple[Callable, tuple]],
     context = multiprocessing.get_context("spawn")
     previous = signal.signal(signal.SIGTERM, _stop)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent)
+    finished = False
     try:
         futures = {pool.submit(fn, *args): key for key, (fn, args) in jobs.items()}
         for future in as_completed(futures):
             yield futures[future], future
+        finished = True
     finally:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()                 # no-op for the finished ones
+        if not finished:                        # stopped: end the running jobs too
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
