@@ -49,4 +49,4 @@ grep -h "^done\|^failed\|Error" "$LOGS"/*.log
 grep -h "time limit" "$LOGS"/*.log | sed 's/ loss.*valid/ valid/'
 $PY benchmarks/mmkg_sota.py report --runs "$RUNS" > "$LOGS/report.log" 2>&1
 cp benchmarks/results/mmkg-sota/paired.md "$OUT/paired.md" 2>/dev/null
-cat "$LOGS/report.log" | tail -25
+tail -25 "$LOGS/report.log"

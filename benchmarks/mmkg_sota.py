@@ -119,8 +119,8 @@ def finished_runs(runs: Path) -> list[Path]:
     """The finished run folders under ``runs`` in table order: dataset,
     dim, ingredient, seed."""
     order = {"dataset": list(PRESET), "ingredient": list(INGREDIENTS)}
-    found = [(parse_run_name(d.name), d) for d in runs.iterdir()
-             if (d / "metrics.json").is_file() and parse_run_name(d.name)]
+    found = [(key, d) for d in runs.iterdir()
+             if (d / "metrics.json").is_file() and (key := parse_run_name(d.name))]
     return [d for key, d in sorted(found, key=lambda x: (
         order["dataset"].index(x[0][0]), x[0][2] or 0,
         order["ingredient"].index(x[0][1]), x[0][3]))]
@@ -211,10 +211,11 @@ def grid_table(rows: list[dict]) -> str:
                 configs.setdefault((row["dim"], row["ingredient"]), []).append(row)
         tried = sorted(((next((r["valid_mrr"] for r in g if r["seed"] == 0), None), key, g)
                         for key, g in configs.items()), key=lambda x: -(x[0] or 0))
-        pick = chosen(rows, dataset)[:1]
+        pick = chosen(rows, dataset)
+        choice = (pick[0]["dim"], pick[0]["ingredient"]) if pick else None
         for valid, (dim, ingredient), group in tried:
             test = statistics.fmean(r["test_mrr"] for r in group)
-            mark = "yes" if any(r in group for r in pick) else ""
+            mark = "yes" if (dim, ingredient) == choice else ""
             lines.append(f"| {dataset} | {dim // 2} | {ingredient} | "
                          f"{'' if valid is None else f'{valid:.4f}'} | {mark} | "
                          f"{len(group)} | {test:.4f} |")

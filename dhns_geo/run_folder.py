@@ -280,10 +280,11 @@ def read_json(path: Path) -> Any:
 
 def run_facts(config: TrainConfig, data: HeteroData) -> dict:
     """The dataset facts a run depends on: sizes and feature provenance."""
+    used = selected_features(data, config.features)
     return {"num_entities": num_entities(data),
             "num_relations": num_relations(data),
             "feature_sources": {m: source for m, source in (data.feature_sources or {}).items()
-                                if m in selected_features(data, config.features)}}
+                                if m in used}}
 
 
 def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path,

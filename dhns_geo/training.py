@@ -297,15 +297,14 @@ class Trainer:
         while self.epoch < self.config.epochs and not self.loop.stopped(self.config):
             record = self.train_epoch()
             self.loop.epoch += 1
-            self.loop.seconds += record["seconds"]
             record = {"epoch": self.epoch, **record, "valid_mrr": ""}
+            self.loop.history.append(record)     # _select fills in its valid_mrr
             line = (f"epoch {self.epoch}/{self.config.epochs} loss "
                     f"{record['loss']:.4f} {record['triples_per_s']:,.0f} triples/s")
             if self.loop.evaluates(self.config):
                 line += self._select(record, run_dir)
             if self.loop.out_of_time(self.config):
                 line += f" (time limit: {self.loop.seconds:.0f} s of training)"
-            self.loop.history.append(record)
             self._save_last(run_dir)
             self.log(line)
             for callback in callbacks:
@@ -386,8 +385,13 @@ class LoopState:
     best_mrr: float = float("-inf")
     best_epoch: int = 0
     bad_evals: int = 0
-    seconds: float = 0.0            # training time so far (the time limit)
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Training time so far, over the epochs of the history (the time
+        limit; a resumed run keeps its clock)."""
+        return sum(float(record["seconds"]) for record in self.history)
 
     def stopped(self, config: TrainConfig) -> bool:
         return self.bad_evals >= config.patience or self.out_of_time(config)
@@ -435,7 +439,6 @@ class LoopState:
         self.steps = loop.get("steps", 0)       # not saved before lr_half_life
         self.lr_scale = loop.get("lr_scale", 1.0)
         self.best_epoch, self.bad_evals = loop["best_epoch"], loop["bad_evals"]
-        self.seconds = loop.get("seconds", 0.0)   # not saved before time_limit
         self.history = loop["history"]
 
 
