@@ -12,7 +12,6 @@ import typer
 
 from dhns_geo.cli.main import app
 from dhns_geo.cli.options import TSV_OUT_OPTION, comma_list
-from dhns_geo.build import build_dhns_sampler
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
                                 train_generator)
@@ -87,7 +86,7 @@ def _trained_generator(config, data, model, checkpoint, epochs: int,
     """The run's DHNS generator: its trained state, or (a run trained
     without DHNS) one trained now on the frozen model with the run's DHNS
     options (their defaults)."""
-    sampler = build_dhns_sampler(config, data).to(model.device)
+    sampler = DHNSSampler.from_run(config, data).to(model.device)
     if config.sampler == "dhns":              # sampled negatives or 1-vs-all columns
         sampler.load_state_dict(objective_state(checkpoint))
         return sampler

@@ -155,6 +155,11 @@ class KGEAdapter:
         """Embeddings of ids ``[*]``; float embeddings ``[*, d]`` pass through."""
         return x if x.is_floating_point() else self.entities(x)
 
+    def gatherable(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``(all [N, d] entity rows, ids)``: what a sampler scores candidate
+        ids against (:func:`~dhns_geo.sampling.base.candidate_scores`)."""
+        return self.entities(), ids
+
     def modalities(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """``([*, M, d] embeddings, [*, M] mask)``: ``modalities``' rows, or
         the entity embedding (un-normalised) as the one row."""

@@ -14,17 +14,16 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dhns_geo.config import TrainConfig
-from dhns_geo.data import (EDGE_TYPE, FilterIndex, add_reciprocals,
-                           num_entities, num_relations,
-                           selected_features, split_triples)
+from dhns_geo.config import SHARED_SAMPLERS, TrainConfig
+from dhns_geo.data import (EDGE_TYPE, num_entities, num_relations,
+                           selected_features)
 from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss, regularization
 from dhns_geo.nn import KGCModel, RGCNEncoder, make_scorer
 from dhns_geo.objectives import NegativesObjective, Objective, OneVsAllObjective
 from dhns_geo.onevsall import GeneratedColumns
-from dhns_geo.sampling import (BernoulliSampler, CorruptionSampler,
-                               NegativeSampler, UniformSampler)
+from dhns_geo.diffusion import DHNSSampler
+from dhns_geo.sampling.registry import build_sampler
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,44 +71,6 @@ def build_model(config: TrainConfig, data: HeteroData, dist: Any = None,
     return model
 
 
-def num_modalities(config: TrainConfig, data: HeteroData) -> int:
-    """``M``: the structural modality and the features the model uses."""
-    return 1 + len(selected_features(data, config.features))
-
-
-def build_sampler(config: TrainConfig, data: HeteroData) -> NegativeSampler:
-    """The negative sampler of ``config``. With ``filter_negatives`` the
-    known true triples are the train triples: filtering by valid or test
-    triples would tell training which corruptions are true there."""
-    n, r = num_entities(data), num_relations(data)
-    train = training_triples(config, data)
-    relations = 2 * r if config.reciprocal else r
-    index = FilterIndex(train, n, relations) if config.filter_negatives else None
-    if config.reciprocal:                      # tails of triples and reciprocals
-        return CorruptionSampler(n, config.num_negatives, torch.zeros(relations),
-                                 index, shared=config.shared_negatives)
-    if config.sampler == "bernoulli":
-        return BernoulliSampler(n, train, r, config.num_negatives, index,
-                                shared=config.shared_negatives)
-    base = UniformSampler(n, r, config.num_negatives, index,
-                          shared=config.shared_negatives)
-    if config.sampler == "dhns":
-        return build_dhns_sampler(config, data, base)
-    return base
-
-
-def build_dhns_sampler(config: TrainConfig, data: HeteroData,
-                       base: NegativeSampler | None = None) -> "Any":
-    """The :class:`~dhns_geo.diffusion.DHNSSampler` of ``config``'s
-    ``dhns_*`` options (their defaults when the run had another sampler),
-    around ``base`` (default: uniform negatives)."""
-    from dhns_geo.diffusion import DHNSSampler
-    if base is None:
-        base = UniformSampler(num_entities(data), num_relations(data),
-                              config.num_negatives)
-    return DHNSSampler.from_config(config, base, num_modalities(config, data))
-
-
 def build_loss(config: TrainConfig) -> KGELoss:
     """The loss of each group of sampled negatives."""
     return KGELoss(config.loss, config.margin, config.adversarial_temperature,
@@ -120,12 +81,13 @@ def build_objective(config: TrainConfig, data: HeteroData) -> Objective:
     """What a step of ``config`` minimises: 1-vs-all, or sampled negatives
     (only then are a sampler and a loss built)."""
     if config.training == "1vsall":
-        columns = (GeneratedColumns(build_dhns_sampler(config, data), config.dhns_margin)
+        columns = (GeneratedColumns(DHNSSampler.from_run(config, data), config.dhns_margin)
                    if config.sampler == "dhns" else None)
         return OneVsAllObjective(not config.reciprocal, config.label_smoothing,
                                  columns, config.relation_prediction)
     return NegativesObjective(build_sampler(config, data), build_loss(config),
-                              lazy_table=config.shared_negatives)
+                              lazy_table=config.shared_negatives
+                              and config.sampler in SHARED_SAMPLERS)
 
 
 def build_regularizer(config: TrainConfig, complex: bool
@@ -136,13 +98,6 @@ def build_regularizer(config: TrainConfig, complex: bool
         return lambda factors: 0.0
     return lambda factors: config.reg_weight * regularization(
         config.regularizer, factors, complex)
-
-
-def training_triples(config: TrainConfig, data: HeteroData) -> Tensor:
-    """The ``[E, 3]`` triples an epoch goes through: the train split, and
-    with ``reciprocal`` their reciprocals too (``[2E, 3]``)."""
-    train = split_triples(data, "train")
-    return add_reciprocals(train, num_relations(data)) if config.reciprocal else train
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:

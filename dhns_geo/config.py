@@ -29,7 +29,12 @@ SCORERS = ("transe", "distmult", "complex", "rotate")
 COMPLEX_SCORERS = ("complex", "rotate")
 LOSSES = ("margin", "softplus", "self-adversarial")
 REGULARIZERS = ("none", "l2", "l3", "n3", "dura")
-SAMPLERS = ("uniform", "bernoulli", "dhns")
+#: ``--sampler`` names: the rows of :data:`dhns_geo.sampling.registry.SAMPLERS`.
+SAMPLERS = ("uniform", "bernoulli", "nscaching", "sans", "rw-sans", "kbgan",
+            "mans", "mmrns", "dhns")
+#: Samplers that draw one pool of negatives shared by the batch
+#: (``--shared-negatives``); the others draw per positive.
+SHARED_SAMPLERS = ("uniform", "bernoulli", "dhns")
 TRAININGS = ("negatives", "1vsall")
 OPTIMIZERS = ("adam", "adagrad")
 ENCODERS = ("none", "rgcn")
@@ -117,10 +122,10 @@ class TrainConfig:
     # training regime, negatives and loss
     training: str = option("negatives", "negatives (sampled negatives) or 1vsall (cross-entropy of each query over all entities).", choice(*TRAININGS))
     label_smoothing: float = option(0.0, "Label smoothing of the 1vsall cross-entropy.", fraction_or_zero, only_with={"training": "1vsall"})
-    sampler: str = option("uniform", "uniform, bernoulli or dhns; with 1vsall, dhns adds the generated entities of each hardness level as candidates beside the real ones.", choice(*SAMPLERS))
+    sampler: str = option("uniform", "uniform, bernoulli, nscaching, sans, rw-sans, kbgan, mans, mmrns or dhns (`dhns samplers` lists them with their papers); with 1vsall, dhns adds the generated entities of each hardness level as candidates beside the real ones.", choice(*SAMPLERS))
     num_negatives: int = option(1024, "Negatives per positive: the batch's shared pool, or each positive's own with --no-shared-negatives.", integer(1), only_with=SAMPLED, why=SAMPLED_WHY, short="-k")
     filter_negatives: bool = option(False, "Redraw negatives that are known true triples.", flag, only_with=SAMPLED, why=SAMPLED_WHY)
-    shared_negatives: bool = option(True, "Draw the K negatives once per batch and share them across its positives (a step then scores one [B, K] matrix and fuses only the entities it touches); off: K per positive.", flag)
+    shared_negatives: bool = option(True, "Draw the K negatives once per batch and share them across its positives (a step then scores one [B, K] matrix and fuses only the entities it touches); off: K per positive. Samplers uniform, bernoulli and dhns; the others draw per positive.", flag)
     loss: str = option("self-adversarial", "margin, softplus or self-adversarial.", choice(*LOSSES), only_with=SAMPLED, why=SAMPLED_WHY)
     adversarial_temperature: float = option(1.0, "Self-adversarial temperature.", number(0, above=True), only_with=SAMPLED, why=SAMPLED_WHY)
     margin: float = option(6.0, "Loss margin gamma.", number(0), only_with=SAMPLED, why=SAMPLED_WHY)
@@ -128,6 +133,25 @@ class TrainConfig:
     regularizer: str = option("none", "none, l2, l3, n3 (Lacroix et al. 2018: cubes of complex moduli) or dura (Zhang et al. 2020, for distmult and complex).", choice(*REGULARIZERS))
     reg_weight: float = option(0.0, "Regularisation weight.", number(0), only_with={"regularizer": REGULARIZERS[1:]})
     relation_prediction: float = option(0.0, "Weight of relation prediction, an auxiliary 1vsall objective: the cross-entropy of each training triple's relation over all relations (Chen et al. 2021).", number(0), only_with={"training": "1vsall"})
+    # samplers' own options
+    nscaching_cache_size: int = option(30, "NSCaching: entities per cache, N1.", integer(1), only_with={"sampler": "nscaching"})
+    nscaching_candidates: int = option(30, "NSCaching: uniform candidates per cache refresh, N2.", integer(0), only_with={"sampler": "nscaching"})
+    nscaching_update: str = option("importance", "NSCaching: the refresh keeps N1 of the N1 + N2 by importance sampling of softmax(score / temperature) or the top N1.", choice("importance", "top"), only_with={"sampler": "nscaching"})
+    nscaching_temperature: float = option(2.0, "NSCaching: temperature of the refresh's softmax.", number(0, above=True), only_with={"sampler": "nscaching"})
+    sans_hops: int = option(2, "SANS: the neighbourhood's radius k in hops (rw-sans: the walks' length).", integer(1), only_with={"sampler": ("sans", "rw-sans")})
+    sans_walks: int = option(4000, "RW-SANS: random walks per entity.", integer(1), only_with={"sampler": "rw-sans"})
+    kbgan_candidates: int = option(20, "KBGAN: uniform candidates per negative, Ns.", integer(1), only_with={"sampler": "kbgan"})
+    kbgan_temperature: float = option(1.0, "KBGAN: temperature of the generator's softmax.", number(0, above=True), only_with={"sampler": "kbgan"})
+    kbgan_generator: str = option("distmult", "KBGAN: the generator's interaction, distmult or complex.", choice("distmult", "complex"), only_with={"sampler": "kbgan"})
+    kbgan_dim: int = option(50, "KBGAN: the generator's embedding size.", integer(2), only_with={"sampler": "kbgan"})
+    kbgan_lr: float = option(1e-3, "KBGAN: the generator's Adam learning rate.", number(0, above=True), only_with={"sampler": "kbgan"})
+    kbgan_pretrain: int = option(0, "KBGAN: epochs of generator pretraining before the run (0: none).", integer(0), only_with={"sampler": "kbgan"})
+    mans_variant: str = option("v", "MANS: v (every negative a modality negative), t (v, then uniform after mans_beta of the steps), h (a share mans_beta of each positive's negatives) or a (the share the batch's scores choose).", choice("v", "t", "h", "a"), only_with={"sampler": "mans"})
+    mans_beta: float = option(0.3, "MANS: the share of modality negatives of variant h, the switch point of variant t.", fraction_rule, only_with={"sampler": "mans"})
+    mmrns_pool: int = option(1500, "MMRNS: candidates drawn per step, shared by the batch.", integer(1), only_with={"sampler": "mmrns"})
+    mmrns_temperature: float = option(10.0, "MMRNS: initial temperature T0 of the similarity softmax, annealed as T0 / (1 + log(step + 1)).", number(0, above=True), only_with={"sampler": "mmrns"})
+    mmrns_lr: float = option(1e-3, "MMRNS: Adam learning rate of the relation-guided attention.", number(0, above=True), only_with={"sampler": "mmrns"})
+    mmrns_loss_rate: float = option(100.0, "MMRNS: divisor of the contrastive term.", number(0, above=True), only_with={"sampler": "mmrns"})
     # optimisation
     optimizer: str = option("adam", "adam or adagrad.", choice(*OPTIMIZERS))
     epochs: int = option(40, "Maximum epochs.", integer(1))
@@ -231,7 +255,7 @@ def _check_combinations(config: TrainConfig) -> None:
     if config.regularizer == "dura" and config.scorer not in ("distmult", "complex"):
         raise OptionError("regularizer", "dura", "used with scorers distmult or "
                           "complex (bilinear models)")
-    if config.training == "1vsall" and config.sampler == "bernoulli":
+    if config.training == "1vsall" and config.sampler not in ("uniform", "dhns"):
         raise OptionError("sampler", config.sampler, "uniform or dhns with "
                           "training 1vsall (dhns: generated columns)")
     if config.reciprocal and config.training == "negatives" and config.sampler != "uniform":
@@ -239,6 +263,10 @@ def _check_combinations(config: TrainConfig) -> None:
                           "(each negative then corrupts the tail of a triple "
                           "or of its reciprocal)")
     if config.shard_entities:
+        if config.sampler not in SHARED_SAMPLERS:
+            raise OptionError("sampler", config.sampler, "uniform, bernoulli or "
+                              "dhns with shard_entities (the others read "
+                              "entity rows that a rank does not hold)")
         for name, needed in (("encoder", "none"), ("training", "negatives"),
                              ("dhns_generator_grad", "detached")):
             if getattr(config, name) != needed:

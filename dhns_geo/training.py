@@ -35,9 +35,10 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dhns_geo.build import (build_model, build_objective, build_optimizer,
-                            build_regularizer, training_triples)
+                            build_regularizer)
 from dhns_geo.config import TrainConfig
-from dhns_geo.data import build_filter_index, split_triples, unseen_triples
+from dhns_geo.data import (build_filter_index, split_triples, training_triples,
+                           unseen_triples)
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.distributed import DistContext
 from dhns_geo.errors import DHNSError
@@ -97,7 +98,7 @@ class Trainer:
         self.objective = objective.to(device)
         self.regularizer = build_regularizer(config, model.scorer.complex)
         self.data = data
-        self.train_triples = (training_triples(config, data) if train_triples is None
+        self.train_triples = (training_triples(data, config.reciprocal) if train_triples is None
                               else train_triples).to(device)
         self.selection = selection_triples(data, config.select_on)
         self.filter_index = (filter_index or build_filter_index(data)).to(device)

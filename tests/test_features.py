@@ -196,7 +196,8 @@ def test_real_minilm_on_names(tmp_path):
 
 
 def test_features_option_selects_one_modality_or_says_it_is_missing():
-    from dhns_geo.build import build_model, num_modalities
+    from dhns_geo.build import build_model
+    from dhns_geo.sampling.inputs import num_modalities
     from dhns_geo.config import TrainConfig
     from dhns_geo.run_folder import run_facts
 

@@ -7,14 +7,14 @@ from dhns_geo.data.mmkg import (EDGE_TYPE, ENTITY, MODALITIES, add_reciprocals,
                                 attach_features, modality_features,
                                 selected_features,
                                 num_entities, num_relations, quality_report,
-                                split_triples, to_hetero_data,
+                                split_triples, to_hetero_data, training_triples,
                                 unseen_triples)
 
 __all__ = [
     "FilterIndex", "KnowledgeGraph", "read_kg", "read_openke", "read_tsv",
     "EDGE_TYPE", "ENTITY", "MODALITIES", "add_reciprocals", "all_triples", "attach_features",
     "modality_features", "selected_features", "num_entities", "num_relations", "quality_report",
-    "split_triples", "to_hetero_data", "unseen_triples", "build_filter_index",
+    "split_triples", "to_hetero_data", "training_triples", "unseen_triples", "build_filter_index",
 ]
 
 

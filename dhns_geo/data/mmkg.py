@@ -102,6 +102,13 @@ def add_reciprocals(triples: Tensor, num_relations: int) -> Tensor:
     return torch.cat([triples, inverse])
 
 
+def training_triples(data: HeteroData, reciprocal: bool = False) -> Tensor:
+    """The ``[E, 3]`` triples an epoch goes through: the train split, and
+    with ``reciprocal`` their reciprocals too (``[2E, 3]``)."""
+    train = split_triples(data, "train")
+    return add_reciprocals(train, num_relations(data)) if reciprocal else train
+
+
 def all_triples(data: HeteroData) -> Tensor:
     """All known true triples (train, valid, test), ``[n, 3]``."""
     return torch.cat([split_triples(data, s) for s in SPLITS], dim=0)

@@ -20,6 +20,8 @@ from dhns_geo.diffusion.schedule import DiffusionSchedule
 from dhns_geo.errors import DHNSError
 from dhns_geo.nn.model import EntityTable, KGCModel
 from dhns_geo.sampling.base import NegativeSampler, Negatives
+from dhns_geo.sampling.corruption import CorruptionSampler
+from dhns_geo.sampling.inputs import num_modalities
 
 
 def default_levels(num_steps: int) -> list[int]:
@@ -263,6 +265,16 @@ class DHNSSampler(NegativeSampler):
                    config.dhns_sampling == "strided", config.dhns_normalize,
                    config.dhns_generator_grad, config.dhns_authors_sampling,
                    config.dhns_share, config.dhns_guard, config.dhns_width)
+
+    @classmethod
+    def from_run(cls, config: Any, data: Any,
+                 base: NegativeSampler | None = None) -> "DHNSSampler":
+        """The sampler of a run's ``dhns_*`` options (their defaults when
+        the run had another sampler) for its data, around ``base`` (default:
+        the run's uniform corruption)."""
+        if base is None:
+            base = CorruptionSampler.from_config(config, data)
+        return cls.from_config(config, base, num_modalities(config, data))
 
     # The generator's optimizer is part of the sampler's state dict.
     def get_extra_state(self) -> dict:

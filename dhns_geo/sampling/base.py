@@ -1,35 +1,61 @@
-"""The negative sampler interface shared by every sampler."""
+"""The negative sampler interface shared by every sampler, and the helpers
+samplers share: which side a negative corrupts, candidate scores in one
+batched product, filtering with a uniform fallback."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from dhns_geo.data.filter import FilterIndex
 from dhns_geo.negatives import Negatives
 
-if TYPE_CHECKING:
-    from dhns_geo.nn.model import EntityTable, KGCModel
+__all__ = ["NegativeSampler", "Negatives", "ModelView", "TableView",
+           "candidate_scores", "corrupted_sides", "filter_with_fallback",
+           "gumbel_noise", "with_sides"]
 
-__all__ = ["NegativeSampler", "Negatives"]
+
+class ModelView(Protocol):
+    """What a sampler reads from a model: a
+    :class:`~dhns_geo.nn.model.KGCModel` or a
+    :class:`~dhns_geo.adapters.KGEAdapter`."""
+
+    scorer: Any
+
+    def relations(self, ids: Tensor) -> Tensor: ...
+
+
+class TableView(Protocol):
+    """What a sampler reads from a step's entity table: a
+    :class:`~dhns_geo.nn.model.EntityTable` or a
+    :class:`~dhns_geo.adapters.KGEAdapter`."""
+
+    def entity(self, x: Tensor) -> Tensor: ...
+
+    def gatherable(self, index: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def modalities(self, index: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 class NegativeSampler(nn.Module):
     """Base class: ``sample`` returns groups of :class:`Negatives`.
 
-    Samplers are modules so that learned state (the DHNS generator and its
-    optimizer) is saved and restored with checkpoints.
+    Samplers are modules so that learned state (a generator and its
+    optimizer, a cache) is saved and restored with checkpoints: buffers and
+    parameters travel in ``state_dict``, an optimizer in the extra state.
     """
 
-    def sample(self, positives: Tensor, model: "KGCModel", table: "EntityTable",
+    def sample(self, positives: Tensor, model: ModelView, table: TableView,
                generator: torch.Generator) -> list[Negatives]:
         """Negatives of ``positives``.
 
         Args:
             positives: ``[B, 3]`` ``(head, relation, tail)`` ids.
-            model: The KGC model being trained.
-            table: Its entity table of the current step.
+            model: The model being trained (or a ``KGEAdapter``).
+            table: Its entity table of the current step (an adapter is its
+                own table).
             generator: The random generator to draw from (for determinism).
         """
         raise NotImplementedError
@@ -39,3 +65,88 @@ class NegativeSampler(nn.Module):
         generator's loss), by name; tensors stay on the device until the
         epoch's means are taken."""
         return {}
+
+
+def corrupted_sides(positives: Tensor, head_prob: Tensor, num: int,
+                    generator: torch.Generator, per_row: bool = False) -> Tensor:
+    """``[B, num]`` bool, ``True`` where a negative replaces the head:
+    drawn with the relation's probability ``head_prob`` ``[R]``, per
+    negative or (``per_row``) once per positive."""
+    b = positives.size(0)
+    shape = (b, 1) if per_row else (b, num)
+    prob = head_prob[positives[:, 1]].unsqueeze(1)
+    return (torch.rand(shape, generator=generator, device=positives.device)
+            < prob).expand(b, num)
+
+
+def with_sides(positives: Tensor, drawn: Tensor, is_head: Tensor
+               ) -> tuple[Tensor, Tensor]:
+    """``([B, K] heads, [B, K] tails)`` of negatives that put the ``drawn``
+    ids in the corrupted side of each positive."""
+    h, _, t = positives.unbind(1)
+    shape = drawn.shape
+    return (torch.where(is_head, drawn, h.unsqueeze(1).expand(shape)),
+            torch.where(is_head, t.unsqueeze(1).expand(shape), drawn))
+
+
+def filter_with_fallback(positives: Tensor, drawn: Tensor, is_head: Tensor,
+                         index: FilterIndex | None, num_entities: int,
+                         generator: torch.Generator, rounds: int = 3
+                         ) -> tuple[Tensor, Tensor | None]:
+    """Replaces drawn ids that make a known true triple by uniform ones (up
+    to ``rounds`` times); returns ``(ids [B, K], weight [B, K] or None)``,
+    weight ``0`` where a known true triple remains (``None`` without an
+    index)."""
+    if index is None:
+        return drawn, None
+    rel = positives[:, 1:2].expand(drawn.shape)
+
+    def known(ids: Tensor) -> Tensor:
+        return index.contains(*_ordered(positives, ids, is_head, rel))
+
+    false = known(drawn)
+    for _ in range(rounds):
+        redraw = torch.randint(0, num_entities, drawn.shape, generator=generator,
+                               device=drawn.device)
+        drawn = torch.where(false, redraw, drawn)
+        false = known(drawn)
+    return drawn, (~false).float()
+
+
+def _ordered(positives, ids, is_head, rel):
+    heads, tails = with_sides(positives, ids, is_head)
+    return heads, rel, tails
+
+
+def known_mask(positives: Tensor, candidates: Tensor, is_head: Tensor,
+               index: FilterIndex) -> Tensor:
+    """``[B, C]`` bool: the candidates that make a known true triple."""
+    rel = positives[:, 1:2].expand(candidates.shape)
+    return index.contains(*_ordered(positives, candidates, is_head, rel))
+
+
+def candidate_scores(model: ModelView, table: TableView, positives: Tensor,
+                     candidates: Tensor, is_head: Tensor) -> Tensor:
+    """Scores ``[B, C]``, without gradient, of each positive with its
+    corrupted side replaced by each of its ``candidates`` ``[B, C]``
+    (``is_head`` ``[B, C]``: ``True`` where the head is replaced), in one
+    batched product (the step's table rows are detached, never copied per
+    candidate)."""
+    h, r, t = positives.unbind(1)
+    rows, index = table.gatherable(candidates)
+    rows = rows.detach()
+    with torch.no_grad():
+        known = table.entity(torch.stack([h, t])).detach()
+        rel = model.relations(r)
+        scorer = model.scorer
+        queries = torch.stack([scorer.compose(known[0], rel, "tail"),
+                               scorer.compose(known[1], rel, "head")], 1)
+        return scorer.match_rows(queries, rows, index, is_head.long())
+
+
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator,
+                 device: torch.device) -> Tensor:
+    """Standard Gumbel noise: ``argmax(logits + noise)`` draws from
+    ``softmax(logits)``; its top-``k`` draws ``k`` without replacement."""
+    u = torch.rand(shape, generator=generator, device=device)
+    return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))

@@ -8,10 +8,15 @@ import torch
 from torch import Tensor
 
 from dhns_geo.data.filter import FilterIndex
-from dhns_geo.sampling.base import NegativeSampler, Negatives
+from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives,
+                                    TableView, corrupted_sides,
+                                    filter_with_fallback, with_sides)
+from dhns_geo.sampling.inputs import SamplerInputs
 
 if TYPE_CHECKING:
-    from dhns_geo.nn.model import EntityTable, KGCModel
+    from torch_geometric.data import HeteroData
+
+    from dhns_geo.config import TrainConfig
 
 
 def bernoulli_head_prob(triples: Tensor, num_relations: int) -> Tensor:
@@ -72,17 +77,14 @@ class CorruptionSampler(NegativeSampler):
             self.filter_index = self.filter_index.to(self.head_prob.device)
         return self
 
-    def sample(self, positives: Tensor, model: "KGCModel", table: "EntityTable",
+    def sample(self, positives: Tensor, model: ModelView, table: TableView,
                generator: torch.Generator) -> list[Negatives]:
-        h, r, t = positives.unbind(dim=1)
         shape = (positives.size(0), self.num_negatives)
         device = positives.device
         # Shared negatives: one side per positive, so that a row's K scores
         # are one query against the K candidates.
-        sides = (shape[0], 1) if self.shared else shape
-        is_head = (torch.rand(sides, generator=generator, device=device)
-                   < self.head_prob[r].unsqueeze(1)).expand(shape)
-        heads, tails = h.unsqueeze(1).expand(shape), t.unsqueeze(1).expand(shape)
+        is_head = corrupted_sides(positives, self.head_prob, shape[1],
+                                  generator, per_row=self.shared)
         candidates = None
         if self.shared:
             candidates = torch.randint(0, self.num_entities, shape[1:],
@@ -91,26 +93,24 @@ class CorruptionSampler(NegativeSampler):
         else:
             drawn = torch.randint(0, self.num_entities, shape, generator=generator,
                                   device=device)
-        weight = None
-        if self.filter_index is not None:
-            rel = r.unsqueeze(1).expand(shape)
+        drawn, weight = filter_with_fallback(
+            positives, drawn, is_head, self.filter_index, self.num_entities,
+            generator, 0 if self.shared else self.filter_rounds)
+        heads, tails = with_sides(positives, drawn, is_head)
+        return [Negatives(head=heads, tail=tails, weight=weight,
+                          corrupted_head=is_head, shared=candidates)]
 
-            def known(drawn: Tensor) -> Tensor:
-                return self.filter_index.contains(
-                    torch.where(is_head, drawn, heads), rel,
-                    torch.where(is_head, tails, drawn))
-
-            false = known(drawn)
-            for _ in range(0 if self.shared else self.filter_rounds):
-                redraw = torch.randint(0, self.num_entities, shape,
-                                       generator=generator, device=device)
-                drawn = torch.where(false, redraw, drawn)
-                false = known(drawn)
-            weight = (~false).float()
-        return [Negatives(head=torch.where(is_head, drawn, heads),
-                          tail=torch.where(is_head, tails, drawn),
-                          weight=weight, corrupted_head=is_head,
-                          shared=candidates)]
+    @classmethod
+    def from_config(cls, config: "TrainConfig", data: "HeteroData") -> "CorruptionSampler":
+        """Uniform or Bernoulli corruption (``config.sampler``); with
+        reciprocal relations the tails of triples and of their reciprocals."""
+        inputs = SamplerInputs.of(config, data)
+        head_prob = (torch.zeros(inputs.relations) if config.reciprocal
+                     else bernoulli_head_prob(inputs.train, inputs.relations)
+                     if config.sampler == "bernoulli"
+                     else torch.full((inputs.relations,), 0.5))
+        return cls(inputs.entities, config.num_negatives, head_prob,
+                   inputs.filter_index, shared=config.shared_negatives)
 
 
 class UniformSampler(CorruptionSampler):

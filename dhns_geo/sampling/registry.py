@@ -1,0 +1,78 @@
+"""Every negative sampler by name: ``dhns train --sampler NAME``.
+
+A sampler is a module of its own under :mod:`dhns_geo.sampling` (or
+:mod:`dhns_geo.diffusion` for DHNS) with a ``from_config(config, data)``
+constructor; adding one is a new module, a row in :data:`SAMPLERS` and its
+name in :data:`dhns_geo.config.SAMPLERS` (a test checks that the two agree),
+with its options declared on :class:`~dhns_geo.config.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from dhns_geo.diffusion.dhns import DHNSSampler
+from dhns_geo.sampling.base import NegativeSampler
+from dhns_geo.sampling.corruption import CorruptionSampler
+from dhns_geo.sampling.kbgan import KBGANSampler
+from dhns_geo.sampling.mans import MANSSampler
+from dhns_geo.sampling.mmrns import MMRNSSampler
+from dhns_geo.sampling.nscaching import NSCachingSampler
+from dhns_geo.sampling.sans import SANSSampler
+
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
+
+    from dhns_geo.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    """A sampler of the registry.
+
+    Attributes:
+        build: ``(config, data) -> NegativeSampler``.
+        paper: Where it was published.
+        summary: One line on what it draws.
+        model_agnostic: Whether it needs nothing but a model's scores and
+            embeddings (it then serves a PyG model through a
+            :class:`~dhns_geo.adapters.KGEAdapter`).
+    """
+
+    build: Callable[["TrainConfig", "HeteroData"], NegativeSampler]
+    paper: str
+    summary: str
+    model_agnostic: bool = True
+
+
+SAMPLERS: dict[str, SamplerEntry] = {
+    "uniform": SamplerEntry(CorruptionSampler.from_config, "Bordes et al., NeurIPS 2013",
+                            "a random entity in place of head or tail (1/2 each)"),
+    "bernoulli": SamplerEntry(CorruptionSampler.from_config, "Wang et al., AAAI 2014",
+                              "head or tail with each relation's tph/(tph+hpt)"),
+    "nscaching": SamplerEntry(NSCachingSampler.from_config, "Zhang et al., ICDE 2019",
+                              "a cache of high-scoring entities per (h, r) and (r, t)"),
+    "sans": SamplerEntry(SANSSampler.from_config, "Ahrabian et al., EMNLP 2020",
+                         "entities within k hops of the kept entity"),
+    "rw-sans": SamplerEntry(SANSSampler.from_config, "Ahrabian et al., EMNLP 2020",
+                            "endpoints of random walks of length k from the kept entity"),
+    "kbgan": SamplerEntry(KBGANSampler.from_config, "Cai & Wang, NAACL 2018",
+                          "a generator KGE model picks among uniform candidates (REINFORCE)"),
+    "mans": SamplerEntry(MANSSampler.from_config, "Zhang et al., arXiv 2304.11618 (2023)",
+                         "the positive's structure with another entity's modality embeddings",
+                         model_agnostic=False),
+    "mmrns": SamplerEntry(MMRNSSampler.from_config, "Xu et al., ACM MM 2022",
+                          "relation-guided cross-modal similarity, Gumbel top-K draws",
+                          model_agnostic=False),
+    "dhns": SamplerEntry(DHNSSampler.from_run, "Niu & Zhang, DASFAA 2025",
+                         "diffusion-generated entities at graded hardness levels"),
+}
+
+
+def build_sampler(config: "TrainConfig", data: "HeteroData") -> NegativeSampler:
+    """The negative sampler of ``config`` (``config.sampler`` in
+    :data:`SAMPLERS`). With ``filter_negatives`` the known true triples are
+    the train triples: filtering by valid or test triples would tell
+    training which corruptions are true there."""
+    return SAMPLERS[config.sampler].build(config, data)
