@@ -31,9 +31,12 @@ class Negatives:
     * **shared**: ``shared`` ``[K]`` ids are column ``k`` of every row (the
       batch's pool) and ``corrupted_head`` ``[B, K]`` is constant along a row
       (one side per positive): one ``[B, K]`` matrix product;
-    * **one side per negative**: ``head``/``tail`` ``[B, K]`` ids and
-      ``corrupted_head`` ``[B, K]``: the positive's query is composed once and
-      matched against each negative's row;
+    * **one side per negative**: ``head``/``tail`` ``[B, K]`` ids (or
+      ``[B, K, d]`` embeddings) and ``corrupted_head`` ``[B, K]``: the
+      positive's query is composed once and matched against each negative's
+      row; only the corrupted side's entries are read (``head`` where
+      ``corrupted_head``, else ``tail``; embeddings may pass one tensor as
+      both);
     * **generated**: ``head``/``tail`` ``[B', K]`` ids or ``[B', K, d]``
       embeddings without ``corrupted_head``; ``own`` marks sides that are the
       positive's own. ``B' < B`` covers the first ``B'`` positives only
@@ -120,6 +123,12 @@ class Negatives:
         flag = self.corrupted_head
         queries = torch.stack([scorer.compose(head, relation, "tail"),
                                scorer.compose(tail, relation, "head")], 1)
+        if self.head.is_floating_point():           # [B, K, d] embeddings
+            picked = queries.gather(1, flag.long().unsqueeze(-1).expand(
+                *flag.shape, queries.size(-1)))
+            corrupted = (self.head if self.head is self.tail else
+                         torch.where(flag.unsqueeze(-1), self.head, self.tail))
+            return scorer.match(picked, corrupted)
         rows, index = table.gatherable(torch.where(flag, self.head, self.tail))
         return scorer.match_rows(queries, rows, index, flag.long())
 

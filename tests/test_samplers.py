@@ -234,11 +234,16 @@ def test_mans_negatives_are_the_documented_mix(toy):
     x_own, _ = table.modalities(replaced)
     mixed = model.fusion(torch.cat([x_own[..., :1, :], x[..., 1:, :]], -2),
                          torch.cat([torch.ones_like(mask[..., :1]), mask[..., 1:]], -1))
-    corrupted = torch.where(is_head.unsqueeze(-1), neg.head, neg.tail)
-    kept = torch.where(is_head.unsqueeze(-1), neg.tail, neg.head)
-    assert torch.allclose(corrupted, mixed, atol=1e-6)
-    own_kept = table.fused(torch.where(is_head, batch[:, 2:], batch[:, :1]))
-    assert torch.allclose(kept, own_kept, atol=1e-6)
+    assert neg.head is neg.tail and torch.equal(neg.corrupted_head, is_head)
+    assert torch.allclose(neg.head, mixed, atol=1e-5)
+    # Scored as the positive's kept side against the mixed entity.
+    h, r, t = batch.unbind(1)
+    kept_h, kept_t = table.fused(h).unsqueeze(1), table.fused(t).unsqueeze(1)
+    side = is_head.unsqueeze(-1)
+    by_hand = model.scorer(torch.where(side, mixed, kept_h), model.relations(r).unsqueeze(1),
+                           torch.where(side, kept_t, mixed))
+    scores = neg.score(model.scorer, table.fused(h), model.relations(r), table.fused(t), table)
+    assert torch.allclose(scores, by_hand, atol=1e-4)
 
 
 def test_mans_variants_share_of_modality_negatives(toy):

@@ -17,6 +17,16 @@ def residual_mix(x: Tensor, alpha: Tensor) -> Tensor:
     return x[..., 0, :] + (alpha.unsqueeze(-1) * x).sum(dim=-2)
 
 
+def combine_rows(x: Tensor, logits: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The fusion of ``[..., M, d]`` modality rows with their ``[..., M]``
+    logits (a fusion's ``row_logits``) and bool mask: the softmax of the
+    present modalities' logits weights their rows beside the structural
+    row (both fusions)."""
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return residual_mix(x, torch.softmax(logits, dim=-1))
+
+
 class ModalityFusion(nn.Module):
     r"""Attention fusion over modality embeddings, with a residual of the
     first (structural) modality.
@@ -46,10 +56,13 @@ class ModalityFusion(nn.Module):
         mask (``True`` = present, at least one per row) into ``[..., d]``."""
         if x.size(-2) == 1:
             return x.squeeze(-2)
-        logits = self.attention(x).squeeze(-1)
-        if mask is not None:
-            logits = logits.masked_fill(~mask, float("-inf"))
-        return residual_mix(x, torch.softmax(logits, dim=-1))
+        return combine_rows(x, self.row_logits(x), mask)
+
+    def row_logits(self, x: Tensor) -> Tensor:
+        """``[..., M]`` attention logits of ``[..., M, d]`` rows, each from its
+        own row alone: rows mixed from several entities take their logits
+        from each entity's (see :func:`combine_rows`)."""
+        return self.attention(x).squeeze(-1)
 
 
 class GateFusion(nn.Module):
@@ -80,6 +93,10 @@ class GateFusion(nn.Module):
         """``[..., M]`` weights of entities with a ``[..., M]`` bool mask."""
         logits = self.logits.masked_fill(~mask, float("-inf"))
         return torch.softmax(logits, dim=-1)
+
+    def row_logits(self, x: Tensor) -> Tensor:
+        """``[..., M]``: the learned logits, whatever the rows."""
+        return self.logits.expand(x.shape[:-1])
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Fuses ``[..., M, d]`` modality embeddings with a ``[..., M]`` bool

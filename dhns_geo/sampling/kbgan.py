@@ -55,7 +55,9 @@ class GeneratorModel(nn.Module):
         rel = self.relations(r)
         query = torch.where(is_head[:, :1], self.scorer.compose(self.entities(t), rel, "head"),
                             self.scorer.compose(self.entities(h), rel, "tail"))
-        return self.scorer.match(query.unsqueeze(1), self.entities(candidates))
+        # One [B, N] product at the generator's small dimension, then the
+        # candidates' columns.
+        return self.scorer.match_all(query, self.entities.weight).gather(1, candidates)
 
 
 class KBGANSampler(NegativeSampler):

@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dhns_geo.data.filter import FilterIndex
@@ -120,47 +121,51 @@ class MANSSampler(NegativeSampler):
             self._stats = {"mans/modality_share": 0.0}
             return [Negatives(head=heads, tail=tails, weight=weight,
                               corrupted_head=is_head)]
-        h, r, t = positives.unbind(1)
         normal = table.entity(drawn)                                   # [B, K, d]
         mixed = self.mixed(positives, drawn, is_head, model, table)    # [B, K, d]
-        own_h, own_t = table.entity(torch.stack([h, t])).unsqueeze(2).unbind(0)
         if columns is None:
-            columns = self.adaptive_columns(model.scorer, normal, mixed, is_head,
-                                            own_h, own_t, model.relations(r))
+            columns = self.adaptive_columns(model, table, positives, normal, mixed,
+                                            is_head)
         use = (torch.arange(k, device=device) < columns).view(1, k, 1)
         negative = torch.where(use, mixed, normal)
-        side = is_head.unsqueeze(-1)
         self._stats = {"mans/modality_share": columns / k}
-        return [Negatives(head=torch.where(side, negative, own_h),
-                          tail=torch.where(side, own_t, negative), weight=weight)]
+        return [Negatives(head=negative, tail=negative, weight=weight,
+                          corrupted_head=is_head)]
 
     @staticmethod
     def mixed(positives: Tensor, drawn: Tensor, is_head: Tensor,
               model: ModelView, table: TableView) -> Tensor:
         """``[B, K, d]``: the fusion of the replaced entity's structural
-        embedding with ``drawn``'s other modality embeddings."""
-        x, mask = table.modalities(drawn)                  # [B, K, M, d]
-        ids = torch.stack([positives[:, 0], positives[:, 2]])
-        structural = table.modalities(ids)[0][..., 0, :]   # [2, B, d]
-        own_row = torch.where(is_head.unsqueeze(-1), structural[0].unsqueeze(1),
-                              structural[1].unsqueeze(1))  # the replaced entity's
-        x = torch.cat([own_row.unsqueeze(-2), x[..., 1:, :]], dim=-2)
-        mask = torch.cat([torch.ones_like(mask[..., :1]), mask[..., 1:]], dim=-1)
-        return model.fusion(x, mask)
+        embedding with ``drawn``'s other modality embeddings, as the model's
+        fusion (:func:`~dhns_geo.nn.fusion.combine_rows`) makes it. The
+        fusion's logits are per modality row, so each entity's are computed
+        once per step (``[N, M]``) and gathered: no fusion network over
+        ``B K`` rows."""
+        every, every_mask = table.modalities(None)           # [N, M, d]
+        logits = model.fusion.row_logits(every)              # [N, M]
+        own = torch.where(is_head, positives[:, :1], positives[:, 2:])
+        mask = every_mask[drawn].clone()
+        mask[..., 0] = True
+        mixed_logits = torch.cat([logits[own][..., :1], logits[drawn][..., 1:]], dim=-1)
+        weight = torch.softmax(mixed_logits.masked_fill(~mask, float("-inf")), -1)
+        # combine_rows of the mixed rows, x_0 + sum_m w_m x_m, one row at a
+        # time (no [B, K, M, d] tensor).
+        mixed = F.embedding(own, every[:, 0]) * (1 + weight[..., :1])
+        for m in range(1, every.size(1)):
+            mixed = mixed + weight[..., m:m + 1] * F.embedding(drawn, every[:, m])
+        return mixed
 
-    def adaptive_columns(self, scorer, normal: Tensor, mixed: Tensor,
-                         is_head: Tensor, own_h: Tensor, own_t: Tensor,
-                         rel: Tensor) -> int:
+    def adaptive_columns(self, model: ModelView, table: TableView, positives: Tensor,
+                         normal: Tensor, mixed: Tensor, is_head: Tensor) -> int:
         """MANS-A's share: the fraction of negatives that score higher as
         modality negatives than as uniform ones, times ``K``."""
         with torch.no_grad():
-            side = is_head.unsqueeze(-1)
-            rel = rel.unsqueeze(1)
-
-            def score(neg: Tensor) -> Tensor:
-                return scorer(torch.where(side, neg, own_h), rel,
-                              torch.where(side, own_t, neg))
-            harder = (score(mixed) > score(normal)).float().mean()
+            h, r, t = positives.unbind(1)
+            probe = Negatives(head=normal, tail=normal, corrupted_head=is_head)
+            args = (model.scorer, table.entity(h), model.relations(r), table.entity(t), table)
+            plain = probe.score(*args)
+            probe.head = probe.tail = mixed
+            harder = (probe.score(*args) > plain).float().mean()
         return int(torch.round(harder * self.num_negatives))
 
     @classmethod

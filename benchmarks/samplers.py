@@ -1,0 +1,185 @@
+"""Which negatives? Every sampler of the registry in one loop, at convergence.
+
+    python benchmarks/samplers.py run --root DATA --datasets MKG-Y \\
+        --methods self-adv nscaching sans --seeds 0 1 2 --workers 2
+    python benchmarks/samplers.py report --runs runs/samplers
+
+The protocol of the "Does DHNS help?" page: RotatE, dim 256, 64 negatives
+per positive, batch 1024, Adam lr 0.05, 30 epochs, valid MRR every epoch,
+best epoch on valid (DB15K: its valid triples unseen in train), the
+dataset's textual features where computed (``dhns features text DATASET``).
+Each method (:data:`METHODS`) changes the sampler (and its loss, where the
+published setting differs) and nothing else; runs of one seed are paired.
+``run`` trains (or resumes, or reuses) every run folder, one thread per
+worker; ``report`` writes into ``benchmarks/results/samplers/``:
+``runs.csv`` (dataset, method, seed, valid and test MRR, median seconds per
+epoch, the command), ``paired.md`` (each method's seed-paired test-MRR
+difference to ``self-adv`` with a bootstrap interval over test triples, and
+its epoch-time ratio) and ``curves-DATASET.png`` (valid MRR per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
+import paired  # noqa: E402
+from reproduce import run_one  # noqa: E402
+from workers import run_parallel  # noqa: E402
+
+from dhns_geo.config import TrainConfig  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "samplers"
+PROTOCOL = {"scorer": "rotate", "dim": 256, "num_negatives": 64, "batch_size": 1024,
+            "lr": 0.05, "epochs": 30, "shared_negatives": False, "eval_every": 1,
+            "patience": 100, "lr_plateau_factor": 1.0}
+#: Each method: the protocol plus these options. Every sampler is run with
+#: the protocol's self-adversarial loss; ``*-paper`` rows add its published
+#: negatives per positive and loss.
+METHODS = {
+    "self-adv": {},
+    "uniform": {"loss": "softplus"},
+    "nscaching": {"sampler": "nscaching"},
+    "sans": {"sampler": "sans"},
+    "rw-sans": {"sampler": "rw-sans"},
+    "kbgan": {"sampler": "kbgan"},
+    "mans": {"sampler": "mans"},
+    "mans-a": {"sampler": "mans", "mans_variant": "a"},
+    "mmrns": {"sampler": "mmrns"},
+    "dhns": {"sampler": "dhns"},
+    "nscaching-paper": {"sampler": "nscaching", "num_negatives": 1, "loss": "softplus"},
+    "kbgan-paper": {"sampler": "kbgan", "num_negatives": 1, "loss": "margin",
+                    "margin": 3.0},
+}
+BASELINE = "self-adv"
+SELECT_ON = {"DB15K": "valid-unseen"}
+FIELDS = ["dataset", "method", "seed", "run", "best_epoch", "valid_mrr", "test_mrr",
+          "test_hits@1", "test_hits@10", "epoch_s", "features", "dhns_geo", "commit",
+          "torch", "device", "command"]
+
+
+def config_of(dataset: str, method: str, seed: int, root: str) -> TrainConfig:
+    return TrainConfig(**{**PROTOCOL, "dataset": dataset, "root": root, "seed": seed,
+                          "select_on": SELECT_ON.get(dataset, "valid"),
+                          **METHODS[method]})
+
+
+def run_name(dataset: str, method: str, seed: int) -> str:
+    return f"{dataset}-{method}-seed{seed}"
+
+
+def parse_run_name(name: str) -> tuple[str, str, int] | None:
+    """``(dataset, method, seed)`` of a :func:`run_name`."""
+    head, _, seed = name.rpartition("-seed")
+    if not seed.isdigit():
+        return None
+    for method in sorted(METHODS, key=len, reverse=True):
+        if head.endswith("-" + method):
+            return head[:-len(method) - 1], method, int(seed)
+    return None
+
+
+def _one_thread_run(config: TrainConfig, run_dir: Path, tag: str) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    return run_one(config, run_dir, tag)
+
+
+def finished(runs: Path) -> list[tuple[tuple[str, str, int], Path]]:
+    """``((dataset, method, seed), folder)`` of the finished runs, in table
+    order."""
+    found = [(key, d) for d in runs.iterdir()
+             if (d / "metrics.json").is_file() and (key := parse_run_name(d.name))]
+    return sorted(found, key=lambda x: (x[0][0], list(METHODS).index(x[0][1]), x[0][2]))
+
+
+def report(runs: Path) -> None:
+    rows = []
+    for (dataset, method, seed), run_dir in finished(runs):
+        row = run_one(config_of(dataset, method, seed, "DATA"), run_dir, run_dir.name)
+        rows.append({"dataset": dataset, "method": method, "seed": seed,
+                     "run": run_dir.name, **{k: row[k] for k in FIELDS[4:]
+                                            if k in row}})
+    for r in rows:
+        for k in ("valid_mrr", "test_mrr", "test_hits@1", "test_hits@10"):
+            r[k] = round(float(r[k]), 4)
+        r["epoch_s"] = round(float(r["epoch_s"]), 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (RESULTS / "paired.md").write_text(paired_table(rows, runs))
+    for dataset in sorted({r["dataset"] for r in rows}):
+        mine = [r for r in rows if r["dataset"] == dataset and r["seed"] == 0]
+        paired.plot_curves([runs / r["run"] for r in mine], [r["method"] for r in mine],
+                           RESULTS / f"curves-{dataset}.png",
+                           f"{dataset}, RotatE, seed 0: valid MRR per epoch; dot: plateau")
+
+
+def paired_table(rows: list[dict], runs: Path) -> str:
+    """Each method against self-adv over their common seeds."""
+    lines = ["| dataset | method | seeds | valid MRR | test MRR | test MRR − self-adv "
+             "| 95 % CI | per seed | epoch (s) | × self-adv |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    by = {(r["dataset"], r["method"], r["seed"]): r for r in rows}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for method in METHODS:
+            seeds = sorted(s for d, m, s in by if d == dataset and m == method)
+            if not seeds:
+                continue
+            mine = [by[dataset, method, s] for s in seeds]
+            base = [by[dataset, BASELINE, s] for s in seeds if (dataset, BASELINE, s) in by]
+            mean = {k: statistics.fmean(float(r[k]) for r in mine)
+                    for k in ("valid_mrr", "test_mrr", "epoch_s")}
+            diff = ci = per_seed = ratio = "—"
+            if method != BASELINE and len(base) == len(mine):
+                result = paired.paired_difference([runs / r["run"] for r in mine],
+                                                  [runs / r["run"] for r in base])
+                diff = f"{result['diff']:+.4f}"
+                ci = f"[{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]"
+                per_seed = " ".join(f"{d:+.4f}" for d in result["seed_diffs"])
+                ratio = f"{mean['epoch_s'] / statistics.fmean(float(r['epoch_s']) for r in base):.2f}"
+            lines.append(f"| {dataset} | {method} | {len(seeds)} | {mean['valid_mrr']:.4f} | "
+                         f"{mean['test_mrr']:.4f} | {diff} | {ci} | {per_seed} | "
+                         f"{mean['epoch_s']:.1f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--root", required=True)
+    run.add_argument("--datasets", nargs="+", default=["MKG-Y"])
+    run.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--runs", type=Path, default=Path("runs/samplers"))
+    rep = sub.add_parser("report")
+    rep.add_argument("--runs", type=Path, default=Path("runs/samplers"))
+    args = parser.parse_args()
+    if args.command == "report":
+        report(args.runs)
+        return
+    specs = [(d, m, s) for s in args.seeds for d in args.datasets for m in args.methods]
+    jobs = {run_name(*spec): (_one_thread_run, (config_of(*spec[:3], args.root),
+                                                args.runs / run_name(*spec),
+                                                run_name(*spec))) for spec in specs}
+    for name, future in run_parallel(jobs, args.workers):
+        try:
+            row = future.result()
+        except Exception as error:               # the other runs go on
+            print(f"failed: {name}: {error!r}", flush=True)
+            continue
+        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
+              flush=True)
+        report(args.runs)
+
+
+if __name__ == "__main__":
+    main()
