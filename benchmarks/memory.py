@@ -58,7 +58,7 @@ def measure(entities: int, dim: int, steps: int, batch_size: int,
         h, r, t = batch.unbind(1)
         head, rel, tail = table.fused(h), model.relations(r), table.fused(t)
         pos = model.scorer(head, rel, tail)
-        loss = sum(loss_fn(pos, model.score_negatives(head, rel, tail, neg, table))
+        loss = sum(loss_fn(pos, neg.score(model.scorer, head, rel, tail, table))
                    for neg in sampler.sample(batch, model, table, g))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import app
 from dhns_geo.cli.output import format_table
 from dhns_geo.data import (MODALITIES, num_entities, num_relations,
                            quality_report)

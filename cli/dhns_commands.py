@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import app
 from dhns_geo.cli.options import TSV_OUT_OPTION, comma_list
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import app
 from dhns_geo.cli.options import ROOT_OPTION
 from dhns_geo.data import num_entities
 from dhns_geo.data import text as text_features

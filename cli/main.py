@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
-from dhns_geo import __version__
+from dhns_geo.cli import (data_commands, dhns_commands,  # noqa: F401
+                          feature_commands, predict_commands, train_commands,
+                          tune_commands)
+from dhns_geo.cli.app import app
 from dhns_geo.errors import DHNSError, OptionError
-
-app = typer.Typer(
-    name="dhns",
-    help="Multimodal knowledge graph completion with Diffusion-based "
-    "Hierarchical Negative Sampling (DHNS).",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"dhns-geo {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True,
-        help="Print the version and exit.")) -> None:
-    """Multimodal KGC with DHNS on PyTorch Geometric."""
-
-
-def _register() -> None:
-    from dhns_geo.cli import (data_commands, dhns_commands,  # noqa: F401
-                              feature_commands, predict_commands,
-                              train_commands, tune_commands)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Runs the CLI; user errors end with one line on stderr, no traceback."""
-    _register()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="dhns", standalone_mode=False)

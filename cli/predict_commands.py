@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import app
 from dhns_geo.cli.options import TSV_OUT_OPTION
 from dhns_geo.cli.output import format_table
 from dhns_geo.errors import DHNSError, OptionError

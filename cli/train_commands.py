@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import PanelledCommand, app
 from dhns_geo.cli.options import comma_list, config_from
 from dhns_geo.cli.output import metrics_table
 from dhns_geo.config import TrainConfig, flag_name, options, read_config_file
@@ -46,7 +46,7 @@ def config_parameters() -> list[inspect.Parameter]:
                     else type(default))
         params.append(inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
-            default=typer.Option(None, *names, help=help_)))
+            default=typer.Option(None, *names, help=help_, rich_help_panel=opt.panel)))
     return params
 
 
@@ -54,12 +54,12 @@ def config_parameters() -> list[inspect.Parameter]:
 COMMAND_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
                       default=default) for name, kind, default in (
-        ("preset", Optional[str], typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; rotate-fb15k237 and complex-n3-fb15k237: the published RotatE and ComplEx-N3 rows on FB15k-237; complex-n3-mkg-y, complex-n3-mkg-w, complex-n3-db15k: that recipe on the MMKGs at a CPU budget; complex-dura-mkg-y, complex-dura-text-mkg-y, complex-n3-text-db15k: with DURA and/or textual features, the recipes chosen on valid; fast: the defaults, pinned; classic: the 0.1 defaults, 32 negatives per positive, dim 128, batch 512, lr 0.005); --config and flags override it.")),
-        ("config", Optional[Path], typer.Option(None, "--config", help="YAML or JSON file of options; flags override it.")),
-        ("out", Optional[Path], typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>).")),
-        ("resume", Optional[Path], typer.Option(None, "--resume", help="Continue the interrupted run in this folder.")),
-        ("progress", Optional[bool], typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal).")),
-        ("tensorboard", Optional[Path], typer.Option(None, "--tensorboard", help="Also log loss, throughput, valid MRR and DHNS generator numbers to this TensorBoard folder.")),
+        ("preset", Optional[str], typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; rotate-fb15k237 and complex-n3-fb15k237: the published RotatE and ComplEx-N3 rows on FB15k-237; complex-n3-mkg-y, complex-n3-mkg-w, complex-n3-db15k: that recipe on the MMKGs at a CPU budget; complex-dura-mkg-y, complex-dura-text-mkg-y, complex-n3-text-db15k: with DURA and/or textual features, the recipes chosen on valid; fast: the defaults, pinned; classic: the 0.1 defaults, 32 negatives per positive, dim 128, batch 512, lr 0.005); --config and flags override it.", rich_help_panel="Run")),
+        ("config", Optional[Path], typer.Option(None, "--config", help="YAML or JSON file of options; flags override it.", rich_help_panel="Run")),
+        ("out", Optional[Path], typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>).", rich_help_panel="Run")),
+        ("resume", Optional[Path], typer.Option(None, "--resume", help="Continue the interrupted run in this folder.", rich_help_panel="Run")),
+        ("progress", Optional[bool], typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal).", rich_help_panel="Run")),
+        ("tensorboard", Optional[Path], typer.Option(None, "--tensorboard", help="Also log loss, throughput, valid MRR and DHNS generator numbers to this TensorBoard folder.", rich_help_panel="Run")),
     )]
 
 
@@ -73,7 +73,7 @@ def with_signature(params: list[inspect.Parameter]):
     return decorate
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 @with_signature(config_parameters() + COMMAND_PARAMETERS)
 def train(**given) -> None:
     """Train a KGC model; writes config.json, model.pt, last.pt,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from dhns_geo.cli.main import app
+from dhns_geo.cli.app import app
 from dhns_geo.cli.options import config_from
 from dhns_geo.cli.output import format_table
 from dhns_geo.config import read_config_file

@@ -212,6 +212,11 @@ class ShardedEntities:
             local[(rows[mine] - self.offset).to(self.device)] = block[mine].to(self.device)
 
     # -- lookups ------------------------------------------------------------
+    def make_store(self, dist: DistContext | None) -> "ShardedStore":
+        """The entity store of a model built on this table
+        (:func:`~dhns_geo.stores.store_for`)."""
+        return ShardedStore(self, dist)
+
     def lookup(self, entities: Tensor) -> Tensor:
         """Rows ``[U, d]`` of distinct entity ids ``[U]`` (a collective: every
         rank calls it once per step); in backward their gradients go to

@@ -161,14 +161,14 @@ class RowSparseStore(EntityStore):
 
 def store_for(model: "KGCModel", dist: DistContext | None = None,
               lr: float = 1e-3) -> EntityStore:
-    """The store of ``model``'s structural rows: sharded when the model was
-    built with a :class:`~dhns_geo.sharding.ShardedEntities` table,
+    """The store of ``model``'s structural rows: the one a table held
+    elsewhere makes (a :class:`~dhns_geo.sharding.ShardedEntities`: its
+    sharded store),
     row-sparse when its table is a sparse ``nn.Embedding`` (at learning
     rate ``lr``)."""
-    from dhns_geo.sharding import ShardedEntities, ShardedStore
     structural = model.entities.structural
-    if isinstance(structural, ShardedEntities):
-        return ShardedStore(structural, dist)
+    if hasattr(structural, "make_store"):       # a table held elsewhere
+        return structural.make_store(dist)
     if getattr(structural, "sparse", False):
         return RowSparseStore(structural, lr, dist)
     return ReplicatedStore(dist)

@@ -467,11 +467,3 @@ def selection_triples(data: HeteroData, select_on: str) -> Tensor:
     if triples.numel() == 0:
         raise DHNSError(f"select_on {select_on}: no valid triples to select on")
     return triples
-
-
-def __getattr__(name: str) -> Any:
-    # Run-level functions live in dhns_geo.runs (imported from here before).
-    if name in ("run_training", "load_run", "load_dataset_for", "check_inputs"):
-        from dhns_geo import runs
-        return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

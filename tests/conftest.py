@@ -85,3 +85,26 @@ def record_lrs(trainer) -> list[float]:
         return step(*args, **kwargs)
     trainer.optimizer.step = spy
     return seen
+
+
+def summation_order_atol(config, num_triples: int) -> float:
+    """The absolute tolerance between the weights of two runs of ``config``
+    whose float32 gradients are summed in different orders (ranks against
+    one process, a sharded against a replicated table, sparse against dense
+    rows).
+
+    The gradients differ by O(eps) relative; an Adam or Adagrad step
+    ``lr * g / sqrt(v)`` amplifies that to at most O(sqrt(eps)) of its step
+    size where ``g`` and ``sqrt(v)`` nearly cancel, so over ``T`` steps a
+    weight may drift by ``T * lr * sqrt(eps)`` (eps: float32's, 1.19e-7).
+    Derived from the run (steps and learning rate), not fitted to one CPU;
+    e.g. 52 steps at lr 0.02 give 3.6e-4, where one CPU measured 1.7e-4 on
+    1 weight of 16,000.
+    """
+    import torch
+    steps = config.epochs * -(-num_triples // config.batch_size)
+    return steps * config.lr * torch.finfo(torch.float32).eps ** 0.5
+
+
+#: Training triples of the toy graph (``load_dataset("toy")``).
+TOY_TRAIN = 6436

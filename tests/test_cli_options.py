@@ -6,7 +6,7 @@ import pytest
 import typer
 
 from conftest import run_cli
-from dhns_geo.cli.main import _register, app
+from dhns_geo.cli.main import app
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import OptionError
 
@@ -74,7 +74,6 @@ POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
 
 def commands():
     """(path, click command) of every leaf command of the app."""
-    _register()
     root = typer.main.get_command(app)
 
     def walk(group, prefix):
@@ -113,7 +112,7 @@ def test_bad_value_is_refused_before_any_work(path, flag, value, capsys,
                                               monkeypatch, tmp_path):
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded before the options were checked")
-    for where in ("dhns_geo.training.load_dataset_for",
+    for where in ("dhns_geo.runs.load_dataset_for",
                   "dhns_geo.cli.feature_commands.load_dataset",
                   "dhns_geo.cli.train_commands.load_run",
                   "dhns_geo.cli.dhns_commands.load_run",
@@ -168,3 +167,19 @@ def test_python_config_checks_the_same(values, name):
         TrainConfig(**values)
     assert info.value.name == name
     assert TrainConfig(dim=8).dim == 8
+
+
+def test_train_help_lists_the_options_in_named_panels(capsys):
+    from conftest import run_cli
+    from dhns_geo.config import PANELS, options
+
+    code, out, _ = run_cli(["train", "--help"], capsys)
+    assert code == 0
+    starts = [out.index(f"\n{panel}:\n") for panel in PANELS]
+    assert starts == sorted(starts)                  # in the declared order
+    bounds = dict(zip(PANELS, zip(starts, starts[1:] + [out.index("\nOptions:\n")])))
+    for name, opt in options().items():
+        first, last = bounds[opt.panel]
+        assert first < out.index("--" + name.replace("_", "-") + " ") < last, name
+    first, last = bounds["Run"]
+    assert first < out.index("--preset") < last       # the command's own: Run

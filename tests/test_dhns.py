@@ -138,7 +138,7 @@ def test_ntat_groups_margins_weights_and_gradients():
                            table.fused(pos[:, 2]))
     gen_h, gen_t = g.head[:, 0], g.tail[:, 1]
     assert torch.equal(g.head[:, 2], gen_h) and torch.equal(g.tail[:, 2], gen_t)
-    scores = model.score_negatives(real_h, rel, real_t, g, table)
+    scores = g.score(model.scorer, real_h, rel, real_t, table)
     expected = torch.stack([model.scorer(gen_h, rel, real_t),
                             model.scorer(real_h, rel, gen_t),
                             model.scorer(gen_h, rel, gen_t)], dim=1)

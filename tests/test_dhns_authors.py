@@ -134,15 +134,13 @@ def test_share_generates_for_the_first_rows_only():
     for g in generated:                            # generated for 16 rows only
         assert g.head.shape == (16, 3, 16) and g.weight.shape == (64, 3)
         assert bool((g.weight[:16] == 1).all()) and bool((g.weight[16:] == 0).all())
-        scores = model.score_negatives(head, rel, tail, g, model.encode())
+        scores = g.score(model.scorer, head, rel, tail, model.encode())
         assert scores.shape == (64, 3) and bool((scores[16:] == 0).all())
-        assert torch.allclose(scores[:16], model.score_negatives(
-            head[:16], rel[:16], tail[:16], g, model.encode()))
+        assert torch.allclose(scores[:16], g.score(model.scorer, head[:16], rel[:16], tail[:16], model.encode()))
         # A data-parallel rank's rows 8..39 hold generated negatives for 8..15.
         part = g.rows(slice(8, 40))
         assert part.head.shape == (8, 3, 16) and part.weight.shape == (32, 3)
-        assert torch.allclose(model.score_negatives(
-            head[8:40], rel[8:40], tail[8:40], part, model.encode()), scores[8:40])
+        assert torch.allclose(part.score(model.scorer, head[8:40], rel[8:40], tail[8:40], model.encode()), scores[8:40])
     # Rows without generated negatives carry the positive term only.
     pos, neg = torch.randn(64), torch.randn(64, 3)
     loss = build_loss(cfg)(pos, neg, 0.5, generated[0].weight)

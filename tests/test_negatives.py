@@ -63,8 +63,8 @@ def test_shared_negatives_score_like_per_positive_ids(scorer):
     lazy, full = model.encode(lazy=True), model.encode()
     per_positive = Negatives(neg.head, neg.tail, corrupted_head=neg.corrupted_head)
     rel = model.relations(r)
-    a = model.score_negatives(lazy.fused(h), rel, lazy.fused(t), neg, lazy)
-    b = model.score_negatives(full.fused(h), rel, full.fused(t), per_positive, full)
+    a = neg.score(model.scorer, lazy.fused(h), rel, lazy.fused(t), lazy)
+    b = per_positive.score(model.scorer, full.fused(h), rel, full.fused(t), full)
     assert torch.allclose(a, b, atol=1e-4)
     ga = torch.autograd.grad(a.sum(), model.entities.projections["textual"].weight)[0]
     gb = torch.autograd.grad(b.sum(), model.entities.projections["textual"].weight)[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import TOY_TRAIN, run_cli, summation_order_atol
 from dhns_geo.config import TrainConfig
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.evaluation import filtered_counts, filtered_ranks, realistic_ranks
@@ -146,10 +146,12 @@ def _torchrun(tmp_path, out, *args, ranks=2):
 
 
 def _assert_same_model(run_a, run_b):
-    a, b = load_run(run_a)[2].state_dict(), load_run(run_b)[2].state_dict()
+    config_a, _, model_a, _ = load_run(run_a)
+    a, b = model_a.state_dict(), load_run(run_b)[2].state_dict()
     assert set(a) == set(b)
+    atol = summation_order_atol(config_a, TOY_TRAIN)
     for name in a:
-        torch.testing.assert_close(b[name], a[name], atol=1e-4, rtol=1e-3,
+        torch.testing.assert_close(b[name], a[name], atol=atol, rtol=0,
                                    msg=lambda m: f"{name}: {m}")
 
 

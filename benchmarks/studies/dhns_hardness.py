@@ -70,7 +70,7 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
     rel = model.relations(r)
     base = sampler.base.sample(positives, model, table, generator)
     base_mass = sum(g.loss_weight * gradient_mass(
-        loss, model.score_negatives(real_h, rel, real_t, g, table),
+        loss, g.score(model.scorer, real_h, rel, real_t, table),
         g.margin_factor, g.weight) for g in base)
 
     def share_above(head_scores: Tensor, tail_scores: Tensor) -> float:
@@ -83,7 +83,7 @@ def hardness(run_dir: Path, split: str, limit: int, seed: int) -> list[dict]:
     rows = []
     levels = sampler.level_negatives(positives, model, table, generator)
     for i, group in zip(sampler.active_levels, levels):
-        scores = model.score_negatives(real_h, rel, real_t, group, table)  # [B, 3]
+        scores = group.score(model.scorer, real_h, rel, real_t, table)  # [B, 3]
         gen_h, gen_t = group.head[:, 0], group.tail[:, 1]
         mass = gradient_mass(loss, scores, group.margin_factor) * group.loss_weight
         rows.append({

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -11,9 +11,6 @@ from torch import Tensor, nn
 from dhns_geo.nn.encoder import RGCNEncoder, add_inverse_edges
 from dhns_geo.nn.fusion import FUSIONS, ModalityFusion, MultimodalEntityEmbedding
 from dhns_geo.nn.scorers import Scorer
-
-if TYPE_CHECKING:
-    from dhns_geo.negatives import Negatives
 
 
 def positions(ids: Tensor, index: Tensor) -> Tensor:
@@ -184,13 +181,6 @@ class KGCModel(nn.Module):
         table = table if table is not None else self.encode()
         return self.scorer(table.entity(head), self.relations(relation),
                            table.entity(tail))
-
-    def score_negatives(self, head: Tensor, relation: Tensor, tail: Tensor,
-                        negatives: "Negatives", table: EntityTable) -> Tensor:
-        """Scores ``[B, K]`` of a group of negatives of ``B`` positives
-        (:meth:`~dhns_geo.negatives.Negatives.score` with this model's
-        scorer)."""
-        return negatives.score(self.scorer, head, relation, tail, table)
 
     def query(self, known: Tensor, relation: Tensor, side: str) -> Tensor:
         """Queries ``[*, d]`` for the missing ``side`` of ``known`` ``[*, d]``
