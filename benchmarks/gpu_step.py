@@ -205,7 +205,7 @@ def main() -> None:
 def authors_epoch(args: argparse.Namespace, device: torch.device) -> float:
     """Seconds per training epoch of the authors' preset."""
     authors = TrainConfig(dataset=args.dataset, root=args.root, device=args.device,
-                          **PRESETS["authors-distmult"])
+                          **PRESETS["authors-distmult"].values)
     trainer = make_trainer(authors, device)
     seconds = trainer.train_triples.size(0) / eager_rate(trainer, args.authors_epochs)
     print(f"authors' preset: {seconds:.3f} s/epoch, {400 * seconds:.0f} s for "

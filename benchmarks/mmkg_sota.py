@@ -65,14 +65,14 @@ def config_of(dataset: str, ingredient: str, seed: int, root: str,
     """The preset plus the ingredient; ``budget`` (a GPU's ``dim``,
     ``epochs``, ``time_limit``, ``device``) overrides the CPU budget."""
     cpu = {"epochs": EPOCHS[dataset]} if dataset in EPOCHS else {}
-    return TrainConfig(**{**PRESETS[PRESET[dataset]], "root": root, "seed": seed,
+    return TrainConfig(**{**PRESETS[PRESET[dataset]].values, "root": root, "seed": seed,
                           **cpu, **budget, **INGREDIENTS[ingredient]})
 
 
 def run_name(dataset: str, ingredient: str, seed: int, dim: int | None = None) -> str:
     """``DATASET-INGREDIENT[-dDIM]-seedS``: the dim only where it is not the
     preset's."""
-    rank = f"-d{dim}" if dim and dim != PRESETS[PRESET[dataset]]["dim"] else ""
+    rank = f"-d{dim}" if dim and dim != PRESETS[PRESET[dataset]].values["dim"] else ""
     return f"{dataset}-{ingredient}{rank}-seed{seed}"
 
 

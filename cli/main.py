@@ -6,9 +6,9 @@ import sys
 
 import typer
 
-from dhns_geo.cli import (data_commands, dhns_commands,  # noqa: F401
-                          feature_commands, predict_commands, train_commands,
-                          tune_commands)
+from dhns_geo.cli import (catalogue_commands, data_commands,  # noqa: F401
+                          dhns_commands, feature_commands, predict_commands,
+                          train_commands, tune_commands)
 from dhns_geo.cli.app import app
 from dhns_geo.errors import DHNSError, OptionError
 

@@ -54,7 +54,7 @@ def config_parameters() -> list[inspect.Parameter]:
 COMMAND_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
                       default=default) for name, kind, default in (
-        ("preset", Optional[str], typer.Option(None, "--preset", help="Start from a named set of options (authors-distmult: the authors' released train_dhns.py; rotate-fb15k237 and complex-n3-fb15k237: the published RotatE and ComplEx-N3 rows on FB15k-237; complex-n3-mkg-y, complex-n3-mkg-w, complex-n3-db15k: that recipe on the MMKGs at a CPU budget; complex-dura-mkg-y, complex-dura-text-mkg-y, complex-n3-text-db15k: with DURA and/or textual features, the recipes chosen on valid; fast: the defaults, pinned; classic: the 0.1 defaults, 32 negatives per positive, dim 128, batch 512, lr 0.005); --config and flags override it.", rich_help_panel="Run")),
+        ("preset", Optional[str], typer.Option(None, "--preset", help="Start from a named set of options (`dhns presets` lists each with its source and the command that reproduces its row); --config and flags override it.", rich_help_panel="Run")),
         ("config", Optional[Path], typer.Option(None, "--config", help="YAML or JSON file of options; flags override it.", rich_help_panel="Run")),
         ("out", Optional[Path], typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>).", rich_help_panel="Run")),
         ("resume", Optional[Path], typer.Option(None, "--resume", help="Continue the interrupted run in this folder.", rich_help_panel="Run")),
@@ -101,7 +101,7 @@ def train(**given) -> None:
         run_dir = resume
     else:
         check("--preset", preset, optional(choice(*PRESETS)))
-        values = {**PRESETS.get(preset, {}),
+        values = {**(PRESETS[preset].values if preset else {}),
                   **(read_config_file(config) if config is not None else {})}
         for name, opt in options().items():
             if opt.items and name in flags:

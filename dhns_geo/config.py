@@ -39,7 +39,7 @@ TRAININGS = ("negatives", "1vsall")
 OPTIMIZERS = ("adam", "adagrad")
 ENCODERS = ("none", "rgcn")
 GENERATOR_GRADS = ("detached", "model")
-FUSIONS = ("attention", "gate")
+FUSIONS = ("auto", "attention", "gate")
 
 
 #: The groups of ``dhns train --help``, in the order shown.
@@ -125,7 +125,7 @@ class TrainConfig:
     rotate_p: float = option(2.0, "Norm of RotatE over the complex differences' moduli: 2 (Euclidean) or 1 (their sum, as in the RotatE authors' code).", number(0, above=True), only_with={"scorer": "rotate"}, panel="Model")
     dim: int = option(256, "Entity embedding size in real numbers.", integer(1), panel="Model")
     encoder: str = option("none", "none or rgcn.", choice(*ENCODERS), panel="Model")
-    fusion: str = option("attention", "How modalities fuse: attention (per entity, from its embeddings) or gate (learned weights per modality; 1vsall scores then factor through the raw features, no [N, d] fused table per step).", choice(*FUSIONS), panel="Model")
+    fusion: str = option("auto", "How modalities fuse: attention (per entity, from its embeddings), gate (learned weights per modality; 1vsall scores then factor through the raw features, no [N, d] fused table per step) or auto (gate with 1vsall, attention with sampled negatives).", choice(*FUSIONS), panel="Model")
     rgcn_layers: int = option(1, "R-GCN layers.", integer(1), only_with={"encoder": "rgcn"}, panel="Model")
     rgcn_bases: int = option(4, "R-GCN basis matrices.", integer(1), only_with={"encoder": "rgcn"}, panel="Model")
     reciprocal: bool = option(False, "Learn a reciprocal relation r' per relation: (?, r, t) is answered as (t, r', ?); epochs also go through the reciprocal triples.", flag, panel="Model")
@@ -300,6 +300,15 @@ def _check_levels(config: TrainConfig) -> None:
     if not any(w > 0 for w in config.dhns_level_weights):
         raise OptionError("dhns_level_weights", config.dhns_level_weights,
                           "at least one positive weight")
+
+
+def fusion_of(config: TrainConfig) -> str:
+    """The fusion a run uses: ``auto`` is the factored ``gate`` in 1-vs-all
+    (attention would fuse all ``N`` entities every step) and ``attention``
+    with sampled negatives."""
+    if config.fusion != "auto":
+        return config.fusion
+    return "gate" if config.training == "1vsall" else "attention"
 
 
 # -- the command line of a config ------------------------------------------------

@@ -1,12 +1,40 @@
-"""Named sets of :class:`~dhns_geo.config.TrainConfig` values.
+"""Named sets of :class:`~dhns_geo.config.TrainConfig` values, each with its
+source and the command that reproduces its row.
 
 ``dhns train --preset NAME`` starts from a preset; a ``--config`` file and
-flags override it. In Python: ``TrainConfig(**PRESETS[NAME], dataset=...)``.
+flags override it. ``dhns presets`` lists them. In Python:
+``TrainConfig(**PRESETS[NAME].values, dataset=...)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of options.
+
+    Attributes:
+        values: The :class:`~dhns_geo.config.TrainConfig` values it sets.
+        summary: What it is, in a line.
+        source: Where its values come from: a paper and table, the authors'
+            code, or the results file that chose it.
+        row: The row it reproduces (or ``""``).
+        data: The arguments a reproducing command adds (``--root DATA``,
+            a dataset when the preset names none).
+    """
+
+    values: dict[str, Any]
+    summary: str
+    source: str
+    row: str = ""
+    data: str = "--root DATA"
+
+    def command(self, name: str) -> str:
+        """The command that reproduces its row."""
+        return f"dhns train --preset {name} {self.data}".rstrip()
 
 #: The released ``train_dhns.py`` of github.com/ngl567/DHNS (MKG-Y, DistMult,
 #: ``Trainer_dhns``, ``mmmodules_distmult.DiffHEG``), option by option.
@@ -87,33 +115,62 @@ COMPLEX_N3_FB15K237: dict[str, Any] = {
 COMPLEX_N3_MMKG: dict[str, Any] = {
     **COMPLEX_N3_FB15K237, "dim": 500, "eval_every": 2}
 
-PRESETS: dict[str, dict[str, Any]] = {"authors-distmult": AUTHORS_DISTMULT,
-                                      "fast": FAST, "classic": CLASSIC,
-                                      "rotate-fb15k237": ROTATE_FB15K237,
-                                      "complex-n3-fb15k237": COMPLEX_N3_FB15K237,
-                                      "complex-n3-mkg-y": {**COMPLEX_N3_MMKG, "dataset": "MKG-Y",
-                                                           "epochs": 12},
-                                      # DURA in place of N3: chosen on valid among the
-                                      # ingredients of benchmarks/mmkg_sota.py, +0.0027
-                                      # [+0.0009, +0.0044] test MRR over 3 seeds on MKG-Y.
-                                      "complex-dura-mkg-y": {**COMPLEX_N3_MMKG, "dataset": "MKG-Y",
-                                                             "epochs": 12, "regularizer": "dura"},
-                                      # The recipe chosen on seed-0 valid over the grid of
-                                      # benchmarks/mmkg_sota.py (grid.md): DURA and textual
-                                      # features from the names (`dhns features text MKG-Y`),
-                                      # test 0.379 over 3 seeds.
-                                      "complex-dura-text-mkg-y": {
-                                          **COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12,
-                                          "regularizer": "dura", "features": "textual",
-                                          "fusion": "gate"},
-                                      "complex-n3-mkg-w": {**COMPLEX_N3_MMKG, "dataset": "MKG-W",
-                                                           "epochs": 10},
-                                      "complex-n3-db15k": {**COMPLEX_N3_MMKG, "dataset": "DB15K",
-                                                           "epochs": 12,
-                                                           "select_on": "valid-unseen"},
-                                      # Chosen on seed-0 unseen-valid over the same grid, at its
-                                      # 6-epoch budget: textual features from the names.
-                                      "complex-n3-text-db15k": {
-                                          **COMPLEX_N3_MMKG, "dataset": "DB15K", "epochs": 6,
-                                          "select_on": "valid-unseen", "features": "textual",
-                                          "fusion": "gate"}}
+MMKG_SOURCE = ("the FB15k-237 recipe at rank 250 (benchmarks/results/published/runs.csv, "
+               "docs: Published tables)")
+GRID = "benchmarks/results/mmkg-sota/grid.md (chosen on seed-0 valid)"
+
+PRESETS: dict[str, Preset] = {
+    "authors-distmult": Preset(
+        AUTHORS_DISTMULT, "the DHNS authors' released train_dhns.py, option by option",
+        "github.com/ngl567/DHNS train_dhns.py (MKG-Y, DistMult)",
+        data="--dataset MKG-Y --root DATA"),
+    "fast": Preset(FAST, "the 0.2 defaults, pinned: 1024 shared negatives, a constant rate",
+                   "benchmarks/results/defaults (chosen on valid over MKG-Y, MKG-W, DB15K)",
+                   data="--dataset MKG-Y --root DATA"),
+    "classic": Preset(CLASSIC, "the 0.1 defaults: 32 negatives per positive, dim 128",
+                      "the 0.1 release", data="--dataset MKG-Y --root DATA"),
+    "rotate-fb15k237": Preset(
+        ROTATE_FB15K237, "RotatE on FB15k-237 as published",
+        "Sun et al., ICLR 2019, Table 5; the authors' best_config.sh",
+        "FB15k-237 test MRR .338, Hits@1 .241, Hits@10 .533 (published)"),
+    "complex-n3-fb15k237": Preset(
+        COMPLEX_N3_FB15K237, "ComplEx-N3 on FB15k-237 as published, rank 1000",
+        "Lacroix et al., ICML 2018, Table 2; the kbc README command",
+        "FB15k-237 test MRR .37, Hits@10 .56 (published)"),
+    "complex-n3-mkg-y": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12},
+        "ComplEx-N3 on MKG-Y, structure only, at a CPU budget", MMKG_SOURCE,
+        "MKG-Y test MRR 0.376 (benchmarks/results/published/runs.csv)"),
+    "complex-dura-mkg-y": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12, "regularizer": "dura"},
+        "DURA in place of N3 on MKG-Y",
+        "benchmarks/results/mmkg-sota/paired.md (+0.0027 [+0.0009, +0.0044], 3 seeds)",
+        "MKG-Y test MRR 0.379 (3 seeds, benchmarks/results/mmkg-sota/runs.csv)"),
+    "complex-dura-text-mkg-y": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12, "regularizer": "dura",
+         "features": "textual", "fusion": "gate"},
+        "DURA and textual features from the names (dhns features text MKG-Y)", GRID,
+        "MKG-Y test MRR 0.379 (3 seeds, benchmarks/results/mmkg-sota/runs.csv)"),
+    "complex-n3-mkg-w": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "MKG-W", "epochs": 10},
+        "ComplEx-N3 on MKG-W, structure only, at a CPU budget", MMKG_SOURCE,
+        "MKG-W test MRR 0.362 (benchmarks/results/published/runs.csv)"),
+    "complex-n3-db15k": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "DB15K", "epochs": 12, "select_on": "valid-unseen"},
+        "ComplEx-N3 on DB15K, structure only, at a CPU budget", MMKG_SOURCE,
+        "DB15K test MRR 0.394 (benchmarks/results/published/runs.csv)"),
+    "complex-n3-text-db15k": Preset(
+        {**COMPLEX_N3_MMKG, "dataset": "DB15K", "epochs": 6, "select_on": "valid-unseen",
+         "features": "textual", "fusion": "gate"},
+        "textual features from the names on DB15K, at a 6-epoch budget", GRID,
+        "DB15K test MRR 0.389 (3 seeds, benchmarks/results/mmkg-sota/runs.csv)"),
+}
+
+
+def presets_markdown() -> str:
+    """The presets as a Markdown table (the documentation's)."""
+    lines = ["| preset | what | source | row it reproduces | command |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| `{name}` | {p.summary} | {p.source} | {p.row or '—'} | "
+              f"`{p.command(name)}` |" for name, p in PRESETS.items()]
+    return "\n".join(lines) + "\n"

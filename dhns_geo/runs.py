@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import torch
 from torch_geometric.data import HeteroData
 
-from dhns_geo.build import build_model, resolve_device
+from dhns_geo.build import build_model, cost_notice, resolve_device
 from dhns_geo.config import TrainConfig
 from dhns_geo.data.features import describe_sources
 from dhns_geo.distributed import (init_distributed, is_main_process,
@@ -84,6 +84,9 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool,
         write_run_config(config, data, run_dir, device)
     if log is not None and is_main_process():
         log(describe_sources(run_facts(config, data)["feature_sources"]))
+        notice = cost_notice(config, data)
+        if notice:
+            log(notice)
     # A sharded table needs a process group, even of one torchrun process.
     joins = launched_by_torchrun(alone=config.shard_entities)
     owns_group = joins and not torch.distributed.is_initialized()

@@ -1,6 +1,7 @@
-"""MkDocs hook: the figures under ``benchmarks/results`` are served as
+"""MkDocs hooks: the figures under ``benchmarks/results`` are served as
 ``figures/...``, so result pages show the plots the benchmarks write
-without a copy of them in ``docs/``."""
+without a copy of them in ``docs/``; a page's ``<!-- presets -->`` line
+becomes the table of :data:`dhns_geo.presets.PRESETS`."""
 
 from pathlib import Path
 
@@ -15,3 +16,10 @@ def on_files(files, config):
         files.append(File.generated(config, f"figures/{relative}",
                                     abs_src_path=str(path)))
     return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    if "<!-- presets -->" in markdown:
+        from dhns_geo.presets import presets_markdown
+        markdown = markdown.replace("<!-- presets -->", presets_markdown())
+    return markdown

@@ -52,6 +52,7 @@ BAD = {
              "--sampler": "random", "--epochs": "0", "--space": "/no/space.yaml",
              "--trials": "0", "--timeout": "-1", "--out": None},
     "datasets": {"--root": None},
+    "presets": {}, "samplers": {},
     "datasets check": {"--root": None},
 }
 #: Options whose every value is acceptable (a path to write, a model name).
@@ -69,7 +70,8 @@ NO_VALUE = {"--progress", "--json", "--trust-features", "--filter-negatives",
             "--dhns-normalize", "--dhns-authors-sampling", "--dhns-guard", "--version", "--help", "--tensorboard"}
 POSITIONAL = {"train": [], "eval": ["RUN"], "sample-negatives": ["RUN"],
               "predict": ["RUN"], "tune": [],
-              "features text": ["toy"], "datasets": [], "datasets check": ["toy"]}
+              "features text": ["toy"], "datasets": [], "datasets check": ["toy"],
+              "presets": [], "samplers": []}
 
 
 def commands():

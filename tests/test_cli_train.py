@@ -52,7 +52,7 @@ def test_presets_set_their_values_and_flags_override(preset, shared, k, tmp_path
     saved = json.loads((run_dir / "config.json").read_text())["config"]
     assert saved["dim"] == 16                                   # the flag wins
     for name in ("num_negatives", "batch_size", "lr", "shared_negatives", "lr_plateau_factor"):
-        assert saved[name] == PRESETS[preset][name]
+        assert saved[name] == PRESETS[preset].values[name]
     assert saved["shared_negatives"] is shared and saved["num_negatives"] == k
     # Both keep the constant rate of their version; the default halves it.
     assert saved["lr_plateau_factor"] == 1.0 != TrainConfig().lr_plateau_factor

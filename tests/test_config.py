@@ -2,6 +2,7 @@
 rules, and the command line of a config."""
 
 import shlex
+from pathlib import Path
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ def test_command_line_of_a_config_parses_back_to_it(name, tmp_path, capsys,
                         lambda cfg, run_dir, **kw: seen.append(cfg) or
                         {"best_epoch": 0, "test": {}})
     monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
-    config = TrainConfig(**{**PRESETS[name], "root": "/data/kg", "seed": 3})
+    config = TrainConfig(**{**PRESETS[name].values, "root": "/data/kg", "seed": 3})
     argv = shlex.split(command_line(config))
     assert argv[:2] == ["dhns", "train"]
     code, _, err = run_cli(argv[1:] + ["--out", str(tmp_path / "r")], capsys)
@@ -95,3 +96,19 @@ def test_help_of_dhns_train_shows_each_default_from_its_value(capsys):
     assert "Entity embedding size in real numbers (default 256)." in text
     assert "(default 0.1,0.3,0.5,0.7,0.9)" in text     # a list, as typed
     assert "--num-negatives" in text and "(default 1024)" in text
+
+
+def test_presets_are_data_with_their_source_and_command(capsys):
+    from conftest import run_cli
+    from dhns_geo.presets import presets_markdown
+
+    code, out, _ = run_cli(["presets"], capsys)
+    assert code == 0
+    table = presets_markdown()
+    for name, preset in PRESETS.items():
+        assert preset.summary and preset.source
+        assert f"command: {preset.command(name)}" in out
+        assert f"| `{name}` |" in table
+        TrainConfig(**preset.values)                   # its values validate
+    docs = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
+    assert "<!-- presets -->" in docs.read_text()

@@ -110,7 +110,7 @@ def test_authors_preset_from_the_command_line(tmp_path, capsys):
                               "--out", str(run_dir), "--no-progress"], capsys)
     assert code == 0, err
     saved = json.loads((run_dir / "config.json").read_text())["config"]
-    for name, value in PRESETS["authors-distmult"].items():
+    for name, value in PRESETS["authors-distmult"].values.items():
         if name not in ("dim", "epochs", "num_negatives", "batch_size",
                         "dhns_steps", "eval_every"):
             assert saved[name] == value, name

@@ -24,10 +24,10 @@ KINDS = {
     "self-adversarial": {"num_negatives": 8},
     "dhns": {"num_negatives": 8, "sampler": "dhns", "dhns_steps": 10},
     "reciprocal": {"num_negatives": 8, "reciprocal": True},
-    "1vsall": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].items()
+    "1vsall": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].values.items()
                   if k not in ("dataset", "epochs", "dim", "batch_size",
                                "eval_every")}},
-    "1vsall-dhns": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].items()
+    "1vsall-dhns": {**{k: v for k, v in PRESETS["complex-n3-mkg-y"].values.items()
                        if k not in ("dataset", "epochs", "dim", "batch_size",
                                     "eval_every", "features")},
                     "fusion": "gate", "sampler": "dhns", "dhns_steps": 10},

@@ -233,3 +233,23 @@ def test_lr_drop_at_divides_the_rate_by_ten_from_that_step(tmp_path):
     seen = record_lrs(trainer)
     trainer.train_epoch()                          # 9 triples, batch 2: 5 steps
     assert seen == pytest.approx([0.04, 0.04, 0.04, 0.004, 0.004])
+
+
+def test_a_slow_combination_is_named_at_the_start_with_the_cheaper_option():
+    from dhns_geo.build import build_model, cost_notice
+    from dhns_geo.datasets import load_dataset
+
+    data = load_dataset("toy")                          # with features
+    slow = TrainConfig(training="1vsall", reciprocal=True, scorer="complex",
+                       fusion="attention")
+    assert "--fusion gate" in cost_notice(slow, data)
+    default = TrainConfig(training="1vsall", reciprocal=True, scorer="complex")
+    assert cost_notice(default, data) is None           # auto: the factored gate
+    assert type(build_model(default, data).fusion).__name__ == "GateFusion"
+    assert type(build_model(TrainConfig(), data).fusion).__name__ == "ModalityFusion"
+    assert cost_notice(TrainConfig(features="none", training="1vsall",
+                                   fusion="attention"), data) is None
+    dhns = cost_notice(TrainConfig(sampler="dhns"), data)
+    assert "3.6x" in dhns and "--dhns-share" in dhns
+    assert cost_notice(TrainConfig(sampler="dhns", dhns_share=0.25), data) is None
+    assert cost_notice(TrainConfig(), data) is None

@@ -122,12 +122,16 @@ class MANSSampler(NegativeSampler):
             return [Negatives(head=heads, tail=tails, weight=weight,
                               corrupted_head=is_head)]
         normal = table.entity(drawn)                                   # [B, K, d]
-        mixed = self.mixed(positives, drawn, is_head, model, table)    # [B, K, d]
-        if columns is None:
+        if columns is None:                       # MANS-A: decided by the batch
+            mixed = self.mixed(positives, drawn, is_head, model, table)
             columns = self.adaptive_columns(model, table, positives, normal, mixed,
                                             is_head)
-        use = (torch.arange(k, device=device) < columns).view(1, k, 1)
-        negative = torch.where(use, mixed, normal)
+            use = (torch.arange(k, device=device) < columns).view(1, k, 1)
+            negative = torch.where(use, mixed, normal)
+        else:                                     # only the modality columns
+            mixed = self.mixed(positives, drawn[:, :columns], is_head[:, :columns],
+                               model, table)
+            negative = torch.cat([mixed, normal[:, columns:]], dim=1)
         self._stats = {"mans/modality_share": columns / k}
         return [Negatives(head=negative, tail=negative, weight=weight,
                           corrupted_head=is_head)]

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from dhns_geo.config import TrainConfig
 
 
+#: Where the costs were measured (benchmarks/samplers.py, runs.csv).
+MEASURED = "MKG-Y, RotatE dim 256, 64 negatives, one CPU thread"
+
+
 @dataclass(frozen=True)
 class SamplerEntry:
     """A sampler of the registry.
@@ -38,12 +42,18 @@ class SamplerEntry:
         model_agnostic: Whether it needs nothing but a model's scores and
             embeddings (it then serves a PyG model through a
             :class:`~dhns_geo.adapters.KGEAdapter`).
+        cost: Its epoch time over uniform negatives', as measured
+            (``measured`` says where); ``dhns train`` names a cost over 3
+            at the start, with the ``cheaper`` option.
     """
 
     build: Callable[["TrainConfig", "HeteroData"], NegativeSampler]
     paper: str
     summary: str
     model_agnostic: bool = True
+    cost: float = 1.0
+    measured: str = ""
+    cheaper: str = ""
 
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -66,7 +76,9 @@ SAMPLERS: dict[str, SamplerEntry] = {
                           "relation-guided cross-modal similarity, Gumbel top-K draws",
                           model_agnostic=False),
     "dhns": SamplerEntry(DHNSSampler.from_run, "Niu & Zhang, DASFAA 2025",
-                         "diffusion-generated entities at graded hardness levels"),
+                         "diffusion-generated entities at graded hardness levels",
+                         cost=3.6, measured=MEASURED,
+                         cheaper="--dhns-share 0.25 generates for a quarter of each batch"),
 }
 
 
