@@ -19,8 +19,6 @@ interval over test triples, :func:`paired.paired_difference`) and
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import re
 import statistics
 import sys
@@ -28,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
-from reproduce import DATA_PLACEHOLDER, run_one, train_command  # noqa: E402
-from workers import run_parallel  # noqa: E402
+from grid import finished, folder_row, one_thread_run, run_jobs, write_csv  # noqa: E402
 
 from dhns_geo.config import TrainConfig  # noqa: E402
 from dhns_geo.presets import PRESETS  # noqa: E402
@@ -86,42 +83,18 @@ def parse_run_name(name: str) -> tuple[str, str, int | None, int] | None:
     return match[1], match[2], match[3] and int(match[3]), int(match[4])
 
 
-def _one_thread_run(config: TrainConfig, run_dir: Path, tag: str) -> dict:
-    import torch
-    torch.set_num_threads(1)
-    return run_one(config, run_dir, tag)
-
-
 def row_of(run_dir: Path) -> dict:
     """The results row of a finished run folder."""
-    from dhns_geo.provenance import run_provenance
-    from dhns_geo.run_folder import read_run_config
     dataset, ingredient, _, seed = parse_run_name(run_dir.name)
-    config, facts = read_run_config(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    history = list(csv.DictReader((run_dir / "history.csv").open()))
-    test = metrics["test"]
-    sources = facts.get("feature_sources") or {}
-    return {"dataset": dataset, "ingredient": ingredient, "dim": config.dim,
-            "seed": seed, "run": run_dir.name, "epochs": len(history),
-            "best_epoch": metrics["best_epoch"],
-            "valid_mrr": round(metrics.get("selection", {}).get(
-                "best_mrr", metrics["valid"]["mrr"]), 4),
-            **{f"test_{k}": round(test[k], 4) for k in ("mrr", "hits@1", "hits@3",
-                                                        "hits@10")},
-            "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 1),
-            "features": "; ".join(f"{k}: {v}" for k, v in sources.items()) or "none",
-            **run_provenance(run_dir),
-            "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
+    return {"dataset": dataset, "ingredient": ingredient, "seed": seed,
+            "run": run_dir.name, **folder_row(run_dir)}
 
 
 def finished_runs(runs: Path) -> list[Path]:
     """The finished run folders under ``runs`` in table order: dataset,
     dim, ingredient, seed."""
     order = {"dataset": list(PRESET), "ingredient": list(INGREDIENTS)}
-    found = [(key, d) for d in runs.iterdir()
-             if (d / "metrics.json").is_file() and (key := parse_run_name(d.name))]
-    return [d for key, d in sorted(found, key=lambda x: (
+    return [d for key, d in sorted(finished(runs, parse_run_name), key=lambda x: (
         order["dataset"].index(x[0][0]), x[0][2] or 0,
         order["ingredient"].index(x[0][1]), x[0][3]))]
 
@@ -129,11 +102,7 @@ def finished_runs(runs: Path) -> list[Path]:
 def report(runs: Path) -> None:
     """runs.csv, paired.md and curves from the finished run folders."""
     rows = [row_of(run_dir) for run_dir in finished_runs(runs)]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(RESULTS / "runs.csv", rows, FIELDS)
     (RESULTS / "paired.md").write_text(paired_table(rows, runs))
     (RESULTS / "grid.md").write_text(grid_table(rows))
     (RESULTS / "goals.md").write_text(goals_table(rows))
@@ -271,18 +240,10 @@ def run_grid(args: argparse.Namespace) -> None:
                                 for i in args.ingredients])
     grid = [(config_of(d, i, s, args.root, device=args.device, **budget),
              args.runs / run_name(d, i, s, args.dim)) for d, i, s in specs]
-    jobs = {run_dir.name: (_one_thread_run, (cfg, run_dir, run_dir.name))
+    jobs = {run_dir.name: (one_thread_run, (cfg, run_dir, run_dir.name))
             for cfg, run_dir in grid}
-    for name, future in run_parallel(jobs, args.workers):
-        try:
-            row = future.result()
-        except Exception as error:               # the other runs go on
-            print(f"failed: {name}: {error!r}", flush=True)
-            continue
-        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
-              flush=True)
-        if not args.no_report:
-            report(args.runs)
+    run_jobs(jobs, args.workers, None if args.no_report else lambda: report(args.runs))
+
 
 if __name__ == "__main__":
     main()

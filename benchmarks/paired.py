@@ -7,18 +7,11 @@ differences to a baseline, and a paired bootstrap interval over test triples.
     # the run of a learning-rate sweep the protocol keeps (printed first)
     python benchmarks/paired.py choose runs/conv-lr*/MKG-Y-rotate-self-adv-seed0
 
-    # epochs and training seconds until valid MRR first reaches 0.30
-    python benchmarks/paired.py reach RUN... --threshold 0.30
-
     # valid MRR curves of runs, with the plateau epoch marked
     python benchmarks/paired.py curves RUN... --labels lr0.01,lr0.02 --out sweep.png
 
     # runs against baseline runs, paired seed by seed
     python benchmarks/paired.py diff --method RUN_S0 RUN_S1 --baseline BASE_S0 BASE_S1
-
-    # methods against self-adv from a reproduce.py results folder
-    python benchmarks/paired.py compare --results benchmarks/results/convergence/MKG-Y \\
-        --runs runs/convergence --baseline self-adv
 
 Plateau rule: a run of ``E`` epochs has converged when its valid MRR gained
 less than 1 % (relative) over the last quarter of the epochs, i.e.
@@ -26,7 +19,7 @@ less than 1 % (relative) over the last quarter of the epochs, i.e.
 ``E`` from which the rule holds at every later epoch of a (longer) run's
 curve, so that a noisy pause is not taken for convergence.
 
-``compare`` reads each run's ``ranks.pt`` (the best epoch's filtered ranks
+``diff`` (and the grids' reports: ``samplers.py``, ``mmkg_sota.py``) read each run's ``ranks.pt`` (the best epoch's filtered ranks
 per test triple). For a method ``m`` and the baseline ``b`` trained with the
 same seeds, the per-triple reciprocal rank ``(1/rank_head + 1/rank_tail) / 2``
 is differenced seed by seed and averaged over seeds; the test MRR difference
@@ -95,18 +88,6 @@ def choose(runs: list[Path], rule: float = RULE,
     return best, why
 
 
-def time_to_reach(run_dir: Path, threshold: float) -> tuple[int, float] | None:
-    """``(epoch, training seconds)`` when a run's valid MRR first reaches
-    ``threshold`` (epoch times summed from ``history.csv``; evaluation time
-    not counted), or ``None``."""
-    seconds = 0.0
-    for row in csv.DictReader((Path(run_dir) / "history.csv").open()):
-        seconds += float(row["seconds"])
-        if row["valid_mrr"] and float(row["valid_mrr"]) >= threshold:
-            return int(row["epoch"]), seconds
-    return None
-
-
 def reciprocal_ranks(run_dir: Path) -> torch.Tensor:
     """``[n]`` mean of head and tail reciprocal ranks per test triple."""
     ranks = load_checkpoint(Path(run_dir) / "ranks.pt", required="test")["test"]
@@ -133,63 +114,6 @@ def paired_difference(method: list[Path], baseline: list[Path],
             "ci_low": float(boot.quantile(0.025)), "ci_high": float(boot.quantile(0.975)),
             "seed_diffs": seeds,
             "seed_std": statistics.pstdev(seeds) if len(seeds) > 1 else 0.0}
-
-
-def compare(results: Path, run_root: Path, baseline: str) -> list[dict]:
-    """Rows of paired differences for every (dataset, scorer, method) of a
-    reproduce.py ``runs.csv`` against ``baseline``."""
-    rows = list(csv.DictReader((results / "runs.csv").open()))
-    groups: dict[tuple, dict[int, Path]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["scorer"], r["method"]), {})[
-            int(r["seed"])] = run_root / r["run"]
-    out = []
-    for (dataset, scorer, method), runs in sorted(groups.items()):
-        base = groups.get((dataset, scorer, baseline), {})
-        seeds = sorted(set(runs) & set(base))
-        if method == baseline or not seeds:
-            continue
-        result = paired_difference([runs[s] for s in seeds], [base[s] for s in seeds])
-        out.append({"dataset": dataset, "scorer": scorer, "method": method,
-                    "baseline": baseline, **result,
-                    "seed_diffs": " ".join(f"{d:+.4f}" for d in result["seed_diffs"])})
-    return out
-
-
-def write(rows: list[dict], results: Path) -> str:
-    with open(results / "paired.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| dataset | scorer | method − baseline | seeds | test MRR diff | "
-             "bootstrap 95 % CI | per seed (std) |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['dataset']} | {r['scorer']} | {r['method']} − {r['baseline']} | "
-              f"{r['seeds']} | {r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
-              f"{r['seed_diffs']} ({r['seed_std']:.4f}) |" for r in rows]
-    table = "\n".join(lines) + "\n"
-    (results / "paired.md").write_text(table)
-    plot(rows, results / "differences.png")
-    return table
-
-
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{r['dataset']} {r['scorer']}\n{r['method']}" for r in rows]
-    y = range(len(rows))
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
-    ax.errorbar([r["diff"] for r in rows], y, fmt="o",
-                xerr=[[r["diff"] - r["ci_low"] for r in rows],
-                      [r["ci_high"] - r["diff"] for r in rows]], capsize=3)
-    ax.axvline(0, color="grey", lw=1)
-    ax.axvline(0.01, color="green", lw=1, ls=":", label="goal +0.01")
-    ax.set_yticks(list(y), labels)
-    ax.set_xlabel(f"test MRR difference to {rows[0]['baseline']} (95 % bootstrap CI)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def valid_points(run_dir: Path) -> list[tuple[int, float]]:
@@ -232,9 +156,6 @@ def main() -> None:
     h = sub.add_parser("choose", help="the run of an lr sweep the protocol keeps")
     h.add_argument("runs", nargs="+", type=Path)
     h.add_argument("--rule", type=float, default=RULE)
-    t = sub.add_parser("reach", help="epochs and seconds to a valid MRR")
-    t.add_argument("runs", nargs="+", type=Path)
-    t.add_argument("--threshold", type=float, required=True)
     v = sub.add_parser("curves", help="plot valid MRR curves")
     v.add_argument("runs", nargs="+", type=Path)
     v.add_argument("--labels", required=True, help="comma-separated, one per run")
@@ -243,10 +164,6 @@ def main() -> None:
     d.add_argument("--method", nargs="+", type=Path, required=True)
     d.add_argument("--baseline", nargs="+", type=Path, required=True,
                    help="one per method run, in the same seed order")
-    c = sub.add_parser("compare", help="paired differences to a baseline")
-    c.add_argument("--results", type=Path, required=True)
-    c.add_argument("--runs", type=Path, required=True)
-    c.add_argument("--baseline", default="self-adv")
     args = parser.parse_args()
     if args.command == "plateau":
         for run in args.runs:
@@ -259,12 +176,6 @@ def main() -> None:
     elif args.command == "choose":
         run, why = choose(args.runs, args.rule)
         print(f"{run}\t{why}")
-    elif args.command == "reach":
-        for run in args.runs:
-            reached = time_to_reach(run, args.threshold)
-            print(f"{run}: " + (f"valid MRR >= {args.threshold} at epoch {reached[0]}, "
-                                f"{reached[1]:.1f} s of training" if reached else
-                                f"never reached {args.threshold}"))
     elif args.command == "curves":
         plot_curves(args.runs, args.labels.split(","), args.out)
     elif args.command == "diff":
@@ -274,8 +185,6 @@ def main() -> None:
         print(f"test MRR difference {r['diff']:+.4f} [{r['ci_low']:+.4f}, "
               f"{r['ci_high']:+.4f}] over {r['seeds']} seed(s); per seed "
               + ", ".join(f"{x:+.4f}" for x in r["seed_diffs"]))
-    else:
-        print(write(compare(args.results, args.runs, args.baseline), args.results))
 
 
 if __name__ == "__main__":

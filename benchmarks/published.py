@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import statistics
 from pathlib import Path
 
-from dhns_geo.provenance import FIELDS as PROVENANCE, run_provenance
+from dhns_geo.provenance import FIELDS as PROVENANCE
 from dhns_geo.run_folder import read_run_config
-from reproduce import DATA_PLACEHOLDER, train_command
+import paired
+from grid import folder_row, write_csv
 
 #: (dataset, model, MRR, Hits@1, Hits@10, source) of published filtered
 #: test results.
@@ -45,26 +44,11 @@ FIELDS = ["dataset", "run", "scorer", "training", "dim", "epochs_run",
 
 
 def run_row(run_dir: Path) -> dict:
-    config, facts = read_run_config(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    history = list(csv.DictReader((run_dir / "history.csv").open()))
-    test = metrics["test"]
-    sources = facts.get("feature_sources") or {}
+    config = read_run_config(run_dir)[0]
+    row = folder_row(run_dir)          # valid_mrr: what the run selected on
     return {"dataset": Path(config.dataset).name, "run": run_dir.name,
             "scorer": config.scorer, "training": config.training,
-            "dim": config.dim, "epochs_run": len(history),
-            "best_epoch": metrics["best_epoch"],
-            # The MRR the run was selected on (DB15K: its unseen valid triples).
-            "valid_mrr": round(metrics.get("selection", {}).get(
-                "best_mrr", metrics["valid"]["mrr"]), 4),
-            "test_mrr": round(test["mrr"], 4),
-            "test_hits@1": round(test["hits@1"], 4),
-            "test_hits@3": round(test["hits@3"], 4),
-            "test_hits@10": round(test["hits@10"], 4),
-            "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 1),
-            "features": "; ".join(f"{k}: {v}" for k, v in sources.items()) or "none",
-            **run_provenance(run_dir),
-            "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
+            "epochs_run": row.pop("epochs"), **row}
 
 
 def curves(run_dirs: list[Path]) -> list[dict]:
@@ -100,29 +84,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(curve_rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in dict.fromkeys(r["run"] for r in curve_rows):
-        points = [(r["epoch"], r["valid_mrr"]) for r in curve_rows if r["run"] == run]
-        ax.plot(*zip(*points), marker="o", label=run)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("valid MRR (filtered)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished run folders")
@@ -134,7 +95,8 @@ def main() -> None:
     write_csv(args.out / "runs.csv", rows, FIELDS)
     curve_rows = curves(run_dirs)
     write_csv(args.out / "curves.csv", curve_rows, ["run", "epoch", "valid_mrr"])
-    plot(curve_rows, args.out / "curves.png")
+    paired.plot_curves(run_dirs, [r.name for r in run_dirs], args.out / "curves.png",
+                       "valid MRR per evaluated epoch; dot: plateau")
     (args.out / "table.md").write_text(table(rows))
     print(table(rows))
 

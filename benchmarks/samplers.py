@@ -21,15 +21,13 @@ its epoch-time ratio) and ``curves-DATASET.png`` (valid MRR per epoch).
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
-from reproduce import run_one  # noqa: E402
-from workers import run_parallel  # noqa: E402
+from grid import finished, folder_row, one_thread_run, run_jobs, write_csv  # noqa: E402
 
 from dhns_geo.config import TrainConfig  # noqa: E402
 
@@ -44,6 +42,7 @@ METHODS = {
     "self-adv": {},
     "uniform": {"loss": "softplus"},
     "nscaching": {"sampler": "nscaching"},
+    "nscaching-filtered": {"sampler": "nscaching", "filter_negatives": True},
     "sans": {"sampler": "sans"},
     "rw-sans": {"sampler": "rw-sans"},
     "kbgan": {"sampler": "kbgan"},
@@ -62,10 +61,12 @@ FIELDS = ["dataset", "method", "seed", "run", "best_epoch", "valid_mrr", "test_m
           "torch", "device", "command"]
 
 
-def config_of(dataset: str, method: str, seed: int, root: str) -> TrainConfig:
+def config_of(dataset: str, method: str, seed: int, root: str, **budget) -> TrainConfig:
+    """The protocol with ``method``; ``budget`` (a GPU's ``device``,
+    ``time_limit``) adds to it."""
     return TrainConfig(**{**PROTOCOL, "dataset": dataset, "root": root, "seed": seed,
                           "select_on": SELECT_ON.get(dataset, "valid"),
-                          **METHODS[method]})
+                          **METHODS[method], **budget})
 
 
 def run_name(dataset: str, method: str, seed: int) -> str:
@@ -83,36 +84,15 @@ def parse_run_name(name: str) -> tuple[str, str, int] | None:
     return None
 
 
-def _one_thread_run(config: TrainConfig, run_dir: Path, tag: str) -> dict:
-    import torch
-    torch.set_num_threads(1)
-    return run_one(config, run_dir, tag)
-
-
-def finished(runs: Path) -> list[tuple[tuple[str, str, int], Path]]:
-    """``((dataset, method, seed), folder)`` of the finished runs, in table
-    order."""
-    found = [(key, d) for d in runs.iterdir()
-             if (d / "metrics.json").is_file() and (key := parse_run_name(d.name))]
-    return sorted(found, key=lambda x: (x[0][0], list(METHODS).index(x[0][1]), x[0][2]))
-
-
 def report(runs: Path) -> None:
     rows = []
-    for (dataset, method, seed), run_dir in finished(runs):
-        row = run_one(config_of(dataset, method, seed, "DATA"), run_dir, run_dir.name)
+    order = list(METHODS)
+    done = sorted(finished(runs, parse_run_name),
+                  key=lambda x: (x[0][0], order.index(x[0][1]), x[0][2]))
+    for (dataset, method, seed), run_dir in done:
         rows.append({"dataset": dataset, "method": method, "seed": seed,
-                     "run": run_dir.name, **{k: row[k] for k in FIELDS[4:]
-                                            if k in row}})
-    for r in rows:
-        for k in ("valid_mrr", "test_mrr", "test_hits@1", "test_hits@10"):
-            r[k] = round(float(r[k]), 4)
-        r["epoch_s"] = round(float(r["epoch_s"]), 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+                     "run": run_dir.name, **folder_row(run_dir)})
+    write_csv(RESULTS / "runs.csv", rows, FIELDS)
     (RESULTS / "paired.md").write_text(paired_table(rows, runs))
     for dataset in sorted({r["dataset"] for r in rows}):
         mine = [r for r in rows if r["dataset"] == dataset and r["seed"] == 0]
@@ -160,25 +140,21 @@ def main() -> None:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/samplers"))
+    run.add_argument("--device", default="auto")
+    run.add_argument("--time-limit", type=float, default=0.0,
+                     help="seconds of training per run (it resumes later)")
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, default=Path("runs/samplers"))
     args = parser.parse_args()
     if args.command == "report":
         report(args.runs)
         return
+    budget = {"device": args.device, "time_limit": args.time_limit}
     specs = [(d, m, s) for s in args.seeds for d in args.datasets for m in args.methods]
-    jobs = {run_name(*spec): (_one_thread_run, (config_of(*spec[:3], args.root),
+    jobs = {run_name(*spec): (one_thread_run, (config_of(*spec, args.root, **budget),
                                                 args.runs / run_name(*spec),
                                                 run_name(*spec))) for spec in specs}
-    for name, future in run_parallel(jobs, args.workers):
-        try:
-            row = future.result()
-        except Exception as error:               # the other runs go on
-            print(f"failed: {name}: {error!r}", flush=True)
-            continue
-        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
-              flush=True)
-        report(args.runs)
+    run_jobs(jobs, args.workers, lambda: report(args.runs))
 
 
 if __name__ == "__main__":

@@ -108,3 +108,32 @@ def summation_order_atol(config, num_triples: int) -> float:
 
 #: Training triples of the toy graph (``load_dataset("toy")``).
 TOY_TRAIN = 6436
+
+
+def resumed_equals_uninterrupted(config_values: dict, tmp_path: Path, stop_after: int = 2) -> dict:
+    """Trains ``config_values`` once straight through and once stopped after
+    epoch ``stop_after`` and resumed; asserts the two end with the same
+    metrics and the same objective state (a sampler's caches, generator,
+    optimizer); returns the resumed run's checkpointed objective state."""
+    import torch
+
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.runs import run_training
+
+    quiet = {"log": lambda line: None, "progress": False}
+    full = run_training(TrainConfig(**config_values), tmp_path / "full", **quiet)
+
+    def stop(trainer, record):
+        if record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**config_values), tmp_path / "cut", callbacks=[stop], **quiet)
+    assert run_training(TrainConfig(), tmp_path / "cut", resume=True, **quiet) == full
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)["objective"]
+            for run in ("full", "cut"))
+    assert a.keys() == b.keys() and a
+    for key, value in a.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, b[key]), key
+    return b

@@ -9,109 +9,18 @@ import pytest
 from pathlib import Path
 
 from conftest import run_cli
-from dhns_geo.config import TrainConfig
 
 pytestmark = pytest.mark.slow      # trains models
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "samplers.py"
 
 
 def load_script(name):
-    """A script of benchmarks/ (or of its studies/) as a module."""
-    path = BENCH.parent / f"{name}.py"
-    if not path.is_file():
-        path = BENCH.parent / "studies" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def load_reproduce():
-    return load_script("reproduce")
-
-
-def test_printed_command_rebuilds_the_grid_config(tmp_path, capsys, monkeypatch):
-    """Every row of the results grid carries a `dhns train` command; run as
-    printed it must train exactly the configuration of that row."""
-    reproduce = load_reproduce()
-    seen = []
-    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
-                        lambda cfg, run_dir, **kw: seen.append((cfg, run_dir)) or
-                        {"best_epoch": 0, "test": {}})
-    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
-    for budget in reproduce.BUDGETS.values():
-        for method in reproduce.VARIANTS:
-            cfg = reproduce.grid_config(budget, method, dataset="MKG-Y",
-                                        root="/data", scorer="distmult", seed=2)
-            argv = shlex.split(reproduce.train_command(cfg, tmp_path / "r"))
-            assert argv[:2] == ["dhns", "train"]
-            code, _, err = run_cli(argv[1:], capsys)
-            assert code == 0, err
-            assert seen[-1] == (cfg, tmp_path / "r")
-
-
-def test_summary_mean_and_spread():
-    reproduce = load_reproduce()
-    rows = [{"dataset": "D", "scorer": "rotate", "method": "dhns", "valid_mrr": v,
-             **{f"test_{k}": v for k in reproduce.METRICS}, "epoch_s": 1.0}
-            for v in (0.1, 0.2, 0.3)]
-    (s,) = reproduce.summarize(rows)
-    assert s["seeds"] == 3
-    assert abs(s["test_mrr"] - 0.2) < 1e-12
-    assert abs(s["test_mrr_std"] - (0.02 / 3) ** 0.5) < 1e-12
-
-
-def test_results_merge_earlier_rows_whose_run_folders_are_gone(tmp_path):
-    """A grid resumed elsewhere merges runs.csv rows without run folders:
-    they stay in the tables and are left out of the plot."""
-    reproduce = load_reproduce()
-
-    def row(run, dataset, mrr):
-        return {"dataset": dataset, "scorer": "rotate", "method": "dhns",
-                "seed": 0, "run": run, "valid_mrr": mrr, "epoch_s": 1.0,
-                **{f"test_{k}": mrr for k in reproduce.METRICS}}
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    (runs / "new").mkdir(parents=True)
-    (runs / "new" / "history.csv").write_text("epoch,valid_mrr\n1,0.1\n2,0.2\n")
-    results.mkdir()
-    reproduce.write_results(results, [row("old", "DB15K", 0.3)], runs)
-    text = reproduce.write_results(results, [row("new", "MKG-Y", 0.2)], runs)
-    assert "| DB15K | rotate | dhns | 1 | 0.3000" in text
-    assert "| MKG-Y | rotate | dhns | 1 | 0.2000" in text
-    assert (results / "curves.png").stat().st_size > 0
-
-
-def test_gradient_mass_is_the_loss_derivative():
-    """The hardness script's gradient mass of a group equals autograd's
-    derivative of the self-adversarial loss by the negative scores."""
-    import torch
-    from dhns_geo.losses import KGELoss
-    hardness = load_script("dhns_hardness")
-    loss = KGELoss("self-adversarial", margin=6.0, temperature=0.5)
-    g = torch.Generator().manual_seed(0)
-    pos = torch.randn(5, generator=g)
-    neg = (3 * torch.randn(5, 4, generator=g)).requires_grad_()
-    factor = torch.tensor([0.1, 0.5, 0.9, 1.0])
-    loss(pos, neg, factor).backward()
-    # KGELoss is the mean over B positives of (pos + neg) / 2.
-    expected = neg.grad.sum(-1) * 2 * 5
-    torch.testing.assert_close(hardness.gradient_mass(loss, neg.detach(), factor),
-                               expected)
-
-
-def test_hardness_rows_of_a_dhns_run(tmp_path):
-    from dhns_geo.runs import run_training
-    cfg = TrainConfig(dim=16, epochs=2, sampler="dhns", num_negatives=4,
-                      eval_every=2, dhns_mu=0.2)
-    run_training(cfg, tmp_path / "run", log=lambda line: None, progress=False)
-    rows = load_script("dhns_hardness").hardness(tmp_path / "run", "valid", 50, 0)
-    assert [r["step"] for r in rows] == [5, 6, 12, 25]
-    assert [r["loss_weight"] for r in rows] == [0.2 * w / 4 for w in (0.5, 1, 1, 0.5)]
-    for r in rows:
-        for key in ("above_pos", "entity_pct", "true_pct", "grad_share"):
-            assert 0 <= r[key] <= 1, (key, r)
-        assert r["norm_ratio"] > 0
 
 
 def test_plateau_rule():
@@ -154,15 +63,6 @@ def test_paired_difference_and_interval(tmp_path):
     assert out.startswith(f"test MRR difference {want:+.4f} [") and "2 seed(s)" in out
 
 
-def test_time_to_reach(tmp_path):
-    paired = load_script("paired")
-    (tmp_path / "history.csv").write_text(
-        "epoch,loss,triples_per_s,seconds,valid_mrr\n1,1,1,2.5,0.1\n2,1,1,2.0,\n"
-        "3,1,1,3.0,0.31\n4,1,1,3.0,0.35\n")
-    assert paired.time_to_reach(tmp_path, 0.3) == (3, 7.5)
-    assert paired.time_to_reach(tmp_path, 0.5) is None
-
-
 def test_choose_keeps_the_best_flat_run_and_skips_collapsed_ones(tmp_path):
     """The sweep's choice (as for RotatE on MKG-Y: a flat run 0.0007 below a
     still-climbing one wins) and a collapsed, flat run (TransE at a too
@@ -182,122 +82,6 @@ def test_choose_keeps_the_best_flat_run_and_skips_collapsed_ones(tmp_path):
     assert paired.choose([climbing, flat, collapsed])[0] == flat
     best, why = paired.choose([climbing, collapsed])
     assert best == climbing and why.startswith("no run meets the plateau rule")
-
-
-def test_parallel_grid_gives_the_sequential_rows(tmp_path, monkeypatch):
-    """--workers trains each run in its own process: the same rows as one
-    worker (runs are seeded and deterministic on the CPU)."""
-    monkeypatch.syspath_prepend(str(BENCH.parent))   # workers import it by name
-    reproduce = importlib.import_module("reproduce")
-    budget = {"dim": 8, "num_negatives": 4, "batch_size": 256, "epochs": 1,
-              "lr": 0.05, "eval_every": 1}
-    grid = [({"run": f"toy-{m}"}, reproduce.grid_config(budget, m, dataset="toy",
-                                                         scorer="distmult", seed=0))
-            for m in ("uniform", "self-adv")]
-    rows = {}
-    for workers in (1, 2):
-        done = reproduce.run_grid(grid, tmp_path / f"w{workers}", workers)
-        rows[workers] = {key["run"]: (row["valid_mrr"], row["test_mrr"])
-                         for key, row in done}
-    assert rows[1] == rows[2] and len(rows[1]) == 2
-
-
-def test_time_to_quality_report_reads_thresholds_off_the_curves(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH.parent))          # it imports compare_pykeen
-    ttq = load_script("time_to_quality")
-    path = tmp_path / "ttq.csv"
-    path.write_text("framework,lr,epochs,train_s,best_mrr,reached_epoch,reached_s,curve\n"
-                    'ours,0.05,6,30.0,0.31,6,30.0,"[[2, 10.0, 0.1], [4, 20.5, 0.26], [6, 30.0, 0.31]]"\n'
-                    'theirs,0.05,4,80.0,0.2,,,"[[2, 40.0, 0.05], [4, 80.0, 0.2]]"\n')
-    table = ttq.report(str(path), [0.25, 0.3]).splitlines()
-    assert table[2] == "| ours | 0.05 | 0.3100 (6, 30.0 s) | 20 s (ep. 4) | 30 s (ep. 6) |"
-    assert table[3] == "| theirs | 0.05 | 0.2000 (4, 80.0 s) | – | – |"
-
-
-def test_defaults_study_commands_train_their_settings(tmp_path, capsys, monkeypatch):
-    """Each config's printed flags, run through `dhns train`, give exactly the
-    study's settings, whatever the defaults of the day are."""
-    monkeypatch.syspath_prepend(str(BENCH.parent))          # it imports paired
-    study = load_script("defaults_study")
-    seen = []
-    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
-                        lambda cfg, run_dir, **kw: seen.append(cfg) or
-                        {"best_epoch": 0, "test": {}})
-    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
-    for name, (_, settings) in study.CONFIGS.items():
-        argv = ["train", *shlex.split(study.flags(settings)), "--out", str(tmp_path / name)]
-        code, _, err = run_cli(argv, capsys)
-        assert code == 0, err
-        assert {k: getattr(seen[-1], k) for k in settings} == settings
-    assert "--no-shared-negatives" in study.flags(study.CONFIGS["A"][1])
-
-
-def test_defaults_study_merge_replaces_rows_of_the_same_run(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    study = load_script("defaults_study")
-    path = tmp_path / "runs.csv"
-    old = [{f: "" for f in study.FIELDS} | {"dataset": "D", "config": c, "version": v,
-                                            "seed": "0", "test_mrr": "0.1"}
-           for c, v in (("A", "0.1"), ("D", "0.1"))]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, study.FIELDS)
-        w.writeheader()
-        w.writerows(old)
-    new = [{**old[1], "test_mrr": "0.2"}, {**old[1], "version": "0.2", "test_mrr": "0.3"}]
-    merged = study.merge(path, new)
-    assert [(r["config"], r["version"], r["test_mrr"]) for r in merged] == [
-        ("A", "0.1", "0.1"), ("D", "0.1", "0.2"), ("D", "0.2", "0.3")]
-
-
-@pytest.mark.parametrize("mode", ["mine", "snap"])
-def test_hard_negatives_pilot_appends_hard_non_answers(mode):
-    import torch
-    from dhns_geo.build import build_model, build_sampler
-    from dhns_geo.data import split_triples
-    from dhns_geo.data.filter import FilterIndex
-    from dhns_geo.datasets import ToyMMKG
-
-    pilot = load_script("hard_negatives_pilot")
-    data = ToyMMKG(num_entities=200, num_relations=4)[0]
-    cfg = TrainConfig(dim=16, num_negatives=8, **(
-        {"sampler": "dhns", "dhns_steps": 10} if mode == "snap" else {}))
-    model = build_model(cfg, data)
-    train = split_triples(data, "train")
-    index = FilterIndex(train, 200, 4)
-    sampler = pilot.PoolWithHardNegatives(build_sampler(cfg, data), index, mode, 3)
-    batch = train[:64]
-    (neg,) = sampler.sample(batch, model, model.encode(lazy=True),
-                            torch.Generator().manual_seed(0))
-    hard = 4 if mode == "snap" else 3                  # snap: one per active level
-    assert neg.head.shape == neg.tail.shape == (64, 8 + hard)
-    side = neg.corrupted_head
-    assert bool((side == side[:, :1]).all())           # the pool's side, for all
-    h, r, t = batch.unbind(1)
-    tail_rows = ~side[:, 0]
-    assert bool((neg.head[tail_rows] == h[tail_rows, None]).all())
-    mined = neg.head[:, 8:].where(side[:, 8:], neg.tail[:, 8:])
-    heads = torch.where(side[:, 8:], mined, h[:, None])
-    tails = torch.where(side[:, 8:], t[:, None], mined)
-    assert not bool(index.contains(heads, r[:, None].expand_as(heads), tails).any())
-    if mode == "mine":      # the model's top-scored non-answers, hardest first
-        with torch.no_grad():
-            scores = model(heads, r[:, None].expand_as(heads), tails)
-        assert bool((scores[:, :-1] >= scores[:, 1:] - 1e-5).all())
-    else:                   # each level carries its NTAT margin factor
-        assert neg.margin_factor[0, 8:].tolist() == pytest.approx([0.3, 0.5, 0.7, 0.9])
-
-
-def test_every_results_row_says_what_produced_it():
-    """Each runs.csv row names its commit and no machine's data folder."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "runs_provenance", Path(__file__).resolve().parents[1] / "benchmarks" / "runs_provenance.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    paths = sorted(module.RESULTS.rglob("runs.csv"))
-    assert len(paths) >= 16
-    assert {str(p.relative_to(module.RESULTS)): module.missing(p) for p in paths
-            if module.missing(p)} == {}
 
 
 def test_parallel_workers_end_with_their_parent(tmp_path):
@@ -373,3 +157,68 @@ def test_mmkg_sota_names_runs_and_chooses_on_seed_0_valid(monkeypatch):
     goals = sota.goals_table([row("base", 0, 0.30, 0.40), row("dura", 0, 0.32, 0.35),
                               row("dura", 1, 0.20, 0.33)])
     assert "| MKG-Y | dura, rank 250 | 2 | 0.2600 | 0.3400 | 0.395 | 0.0550 |" in goals
+
+
+def test_samplers_grid_names_its_runs_and_prints_commands_that_rebuild_them(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    grid = load_script("samplers")
+    seen = []
+    monkeypatch.setattr("dhns_geo.cli.train_commands.run_training",
+                        lambda cfg, run_dir, **kw: seen.append((cfg, run_dir)) or {
+                            "best_epoch": 0, "test": {}})
+    monkeypatch.setattr("dhns_geo.cli.train_commands.metrics_table", lambda m: "")
+    for method in grid.METHODS:
+        for dataset in ("MKG-Y", "DB15K"):
+            name = grid.run_name(dataset, method, 2)
+            assert grid.parse_run_name(name) == (dataset, method, 2)
+            config = grid.config_of(dataset, method, 2, "/data")
+            assert config.select_on == ("valid-unseen" if dataset == "DB15K" else "valid")
+            command = load_script("grid").train_command(config, tmp_path / name)
+            code, _, err = run_cli(shlex.split(command)[1:], capsys)
+            assert code == 0, err
+            assert seen[-1] == (config, tmp_path / name)     # the same run, rebuilt
+    assert grid.parse_run_name("MKG-Y-unknown-seed0") is None
+    assert grid.parse_run_name("MKG-Y-rw-sans-seed1") == ("MKG-Y", "rw-sans", 1)
+
+
+def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
+    """Two workers give the rows one worker gives (seeded, deterministic),
+    and the report pairs each method with self-adv."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))     # workers import it by name
+    grid = importlib.import_module("samplers")
+    monkeypatch.setattr(grid, "PROTOCOL", {**grid.PROTOCOL, "dim": 8, "epochs": 1,
+                                           "num_negatives": 4, "batch_size": 512})
+    monkeypatch.setattr(grid, "RESULTS", tmp_path / "results")
+    rows = {}
+    for workers in (1, 2):
+        runs = tmp_path / f"w{workers}"
+        jobs = {grid.run_name("toy", m, 0): (grid.one_thread_run, (
+                    grid.config_of("toy", m, 0, str(tmp_path)), runs / grid.run_name("toy", m, 0),
+                    m)) for m in ("self-adv", "nscaching")}
+        from workers import run_parallel
+        rows[workers] = {k: (f.result()["valid_mrr"], f.result()["test_mrr"])
+                         for k, f in run_parallel(jobs, workers)}
+    assert rows[1] == rows[2]
+    grid.report(tmp_path / "w2")
+    table = (tmp_path / "results" / "paired.md").read_text()
+    assert "| toy | nscaching | 1 |" in table and "| toy | self-adv | 1 |" in table
+    written = list(csv.DictReader((tmp_path / "results" / "runs.csv").open()))
+    assert {r["method"] for r in written} == {"self-adv", "nscaching"}
+    assert all(r["command"].startswith("dhns train ") and "--root DATA" in r["command"]
+               for r in written)
+
+
+def test_every_results_row_says_what_produced_it():
+    """Each runs.csv row names the commit that made it and no machine's data
+    folder."""
+    results = BENCH.parent / "results"
+    paths = sorted(results.rglob("runs.csv"))
+    assert len(paths) >= 10
+    missing = {}
+    for path in paths:
+        for row in csv.DictReader(path.open()):
+            command = row.get("command", "")
+            if not row.get("commit") or "--root /" in command or "--out /" in command:
+                missing.setdefault(str(path.relative_to(results)), []).append(row.get("run"))
+    assert missing == {}

@@ -20,6 +20,8 @@ def shown_commands(path: Path) -> list[list[str]]:
     lines joined and comments dropped."""
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+        if block.startswith("git worktree add "):  # scripts of an older commit
+            continue
         for line in block.replace("\\\n", " ").splitlines():
             argv = shlex.split(line, comments=True)
             if argv:

@@ -19,7 +19,7 @@ from dhns_geo.diffusion.denoiser import ConditionalDenoiser
 from dhns_geo.diffusion.schedule import DiffusionSchedule
 from dhns_geo.errors import DHNSError
 from dhns_geo.nn.model import EntityTable, KGCModel
-from dhns_geo.sampling.base import NegativeSampler, Negatives
+from dhns_geo.sampling.base import NegativeSampler, Negatives, SelfTrainingSampler
 from dhns_geo.sampling.corruption import CorruptionSampler
 from dhns_geo.sampling.inputs import num_modalities
 
@@ -158,7 +158,7 @@ class DiffHEG(nn.Module):
         return self.schedule.ddpm_step(x, t, eps, noise)
 
 
-class DHNSSampler(NegativeSampler):
+class DHNSSampler(SelfTrainingSampler):
     """Hierarchical negatives from :class:`DiffHEG` plus a base sampler's.
 
     On each batch the generator takes ``generator_steps`` Adam steps on the
@@ -275,13 +275,6 @@ class DHNSSampler(NegativeSampler):
         if base is None:
             base = CorruptionSampler.from_config(config, data)
         return cls.from_config(config, base, num_modalities(config, data))
-
-    # The generator's optimizer is part of the sampler's state dict.
-    def get_extra_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def step_stats(self) -> dict[str, Tensor]:
         loss = getattr(self, "_generator_loss", None)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.negatives import Negatives
 
-__all__ = ["NegativeSampler", "Negatives", "ModelView", "TableView",
+__all__ = ["NegativeSampler", "Negatives", "ModelView", "SelfTrainingSampler", "TableView",
            "candidate_scores", "corrupted_sides", "filter_with_fallback",
            "gumbel_noise", "with_sides"]
 
@@ -62,9 +62,30 @@ class NegativeSampler(nn.Module):
 
     def step_stats(self) -> dict[str, Tensor | float]:
         """Numbers about the last :meth:`sample` call to track (e.g. a
-        generator's loss), by name; tensors stay on the device until the
-        epoch's means are taken."""
-        return {}
+        generator's loss), by name (a sampler keeps them in ``_stats``);
+        tensors stay on the device until the epoch's means are taken."""
+        return self.__dict__.get("_stats", {})
+
+    def _apply(self, fn, recurse: bool = True):
+        # A filter index is no tensor of the module: move it with it.
+        super()._apply(fn, recurse)
+        index = getattr(self, "filter_index", None)
+        if index is not None:
+            self.filter_index = index.to(fn(torch.zeros(())).device)
+        return self
+
+
+class SelfTrainingSampler(NegativeSampler):
+    """A sampler that trains a module of its own (a generator, an attention)
+    with its own ``optimizer``, which travels in its state dict."""
+
+    optimizer: torch.optim.Optimizer
+
+    def get_extra_state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def corrupted_sides(positives: Tensor, head_prob: Tensor, num: int,

@@ -70,13 +70,6 @@ class CorruptionSampler(NegativeSampler):
         self.filter_index = filter_index
         self.filter_rounds = filter_rounds
 
-    def _apply(self, fn, recurse: bool = True):
-        # The filter index is no tensor of the module: move it with it.
-        super()._apply(fn, recurse)
-        if self.filter_index is not None:
-            self.filter_index = self.filter_index.to(self.head_prob.device)
-        return self
-
     def sample(self, positives: Tensor, model: ModelView, table: TableView,
                generator: torch.Generator) -> list[Negatives]:
         shape = (positives.size(0), self.num_negatives)

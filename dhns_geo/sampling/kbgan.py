@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.nn.scorers import make_scorer
-from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives,
+from dhns_geo.sampling.base import (ModelView, Negatives, SelfTrainingSampler,
                                     TableView, candidate_scores,
                                     corrupted_sides, gumbel_noise, known_mask,
                                     with_sides)
@@ -60,7 +60,7 @@ class GeneratorModel(nn.Module):
         return self.scorer.match_all(query, self.entities.weight).gather(1, candidates)
 
 
-class KBGANSampler(NegativeSampler):
+class KBGANSampler(SelfTrainingSampler):
     """Each negative is the generator's pick among ``Ns`` uniform candidates.
 
     For each of the ``K`` negatives of a positive, ``Ns`` uniform entities
@@ -113,21 +113,6 @@ class KBGANSampler(NegativeSampler):
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("rewards_seen", torch.zeros((), dtype=torch.long))
         self._stats: dict[str, Tensor] = {}
-
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        if self.filter_index is not None:
-            self.filter_index = self.filter_index.to(self.baseline.device)
-        return self
-
-    def get_extra_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-
-    def step_stats(self) -> dict[str, Tensor]:
-        return self._stats
 
     def draw(self, positives: Tensor, generator: torch.Generator
              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -84,15 +84,6 @@ class MANSSampler(NegativeSampler):
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self._stats: dict[str, Tensor | float] = {}
 
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        if self.filter_index is not None:
-            self.filter_index = self.filter_index.to(self.steps.device)
-        return self
-
-    def step_stats(self) -> dict[str, Tensor | float]:
-        return self._stats
-
     def modality_columns(self) -> int | None:
         """How many of the ``K`` columns are modality negatives (``None``:
         decided by the batch, variant ``a``)."""

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.nn.scorers import make_scorer
-from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives,
+from dhns_geo.sampling.base import (ModelView, Negatives, SelfTrainingSampler,
                                     TableView, candidate_scores, gumbel_noise,
                                     known_mask, with_sides)
 from dhns_geo.sampling.inputs import SamplerInputs, num_modalities
@@ -73,7 +73,7 @@ class RelationGuidedAttention(nn.Module):
         return dots / ((pool_sq * answer_sq).sqrt().detach() + 1e-10)
 
 
-class MMRNSSampler(NegativeSampler):
+class MMRNSSampler(SelfTrainingSampler):
     """Negatives drawn from a shared candidate pool by their relation-guided
     multimodal similarity to the true answer.
 
@@ -140,20 +140,6 @@ class MMRNSSampler(NegativeSampler):
         self.optimizer = torch.optim.Adam(self.attention.parameters(), lr=lr)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self._stats: dict[str, Tensor] = {}
-
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        self.filter_index = self.filter_index.to(self.steps.device)
-        return self
-
-    def get_extra_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-
-    def step_stats(self) -> dict[str, Tensor]:
-        return self._stats
 
     def current_temperature(self) -> float:
         return self.temperature / (1.0 + math.log(int(self.steps) + 1))

@@ -99,12 +99,6 @@ class NSCachingSampler(NegativeSampler):
         self.register_buffer("tail_cache", torch.randint(
             0, num_entities, (self.tail_keys.numel(), cache_size), generator=init))
 
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        if self.filter_index is not None:
-            self.filter_index = self.filter_index.to(self.head_cache.device)
-        return self
-
     def rows(self, positives: Tensor, is_head: Tensor) -> tuple[Tensor, Tensor]:
         """``(row [B], found [B])``: each positive's cache row on its
         corrupted side (``is_head`` ``[B]``) among the head caches (rows

@@ -100,8 +100,11 @@ class SANSSampler(NegativeSampler):
     ``walks > 0``, RW-SANS: the end points of that many random walks of ``k``
     steps). A negative of ``(h, r, t)`` that corrupts the tail draws
     uniformly from ``h``'s neighbourhood, one that corrupts the head from
-    ``t``'s. Entities without a neighbourhood, and negatives that form a
-    known training triple when filtering, fall back to uniform entities.
+    ``t``'s. A neighbourhood holds the true answers too (``t`` is one hop
+    from ``h``), so the negatives are always filtered against the training
+    triples, as in the official code: a drawn true answer is replaced by a
+    uniform entity (three rounds, then weight 0); entities without a
+    neighbourhood fall back to uniform entities.
     Combine with ``--loss self-adversarial`` for the paper's
     self-adversarial SANS.
 
@@ -125,7 +128,8 @@ class SANSSampler(NegativeSampler):
             ``e``'s neighbourhood.
         num_negatives: ``K``.
         num_relations: ``R``.
-        filter_index: Known true triples to keep out.
+        filter_index: Known true triples to keep out (the training
+            triples; ``None`` only where none are known).
     """
 
     def __init__(self, num_entities: int, neighbourhood: CSR,
@@ -139,12 +143,6 @@ class SANSSampler(NegativeSampler):
         self.register_buffer("col", col.clone(), persistent=False)
         self.register_buffer("head_prob", torch.full((num_relations,), 0.5),
                              persistent=False)
-
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        if self.filter_index is not None:
-            self.filter_index = self.filter_index.to(self.col.device)
-        return self
 
     def neighbours(self, entity: int) -> Tensor:
         """The sorted neighbourhood ``[n]`` of ``entity``."""
@@ -173,11 +171,12 @@ class SANSSampler(NegativeSampler):
     @classmethod
     def from_config(cls, config: "TrainConfig", data: "HeteroData") -> "SANSSampler":
         inputs = SamplerInputs.of(config, data)
+        index = inputs.filter_index or FilterIndex(inputs.train, inputs.entities,
+                                                   inputs.relations)
         walks = config.sans_walks if config.sampler == "rw-sans" else 0
         hood = neighbourhood(inputs.train, inputs.entities, config.sans_hops, walks,
                              config.seed, cache_folder(data))
-        return cls(inputs.entities, hood, config.num_negatives, inputs.relations,
-                   inputs.filter_index)
+        return cls(inputs.entities, hood, config.num_negatives, inputs.relations, index)
 
 
 def cache_folder(data: "HeteroData") -> Path | None:

@@ -1,0 +1,103 @@
+"""What the grid harnesses share: one run (trained, resumed or reused) and
+its results row, one thread per worker, the finished run folders of a grid.
+
+``samplers.py`` and ``mmkg_sota.py`` name their runs ``<DATASET>-<METHOD>...-seedS``
+and report from the finished folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from workers import run_parallel
+
+from dhns_geo.config import TrainConfig, command_line
+from dhns_geo.provenance import run_provenance
+from dhns_geo.run_folder import read_run_config
+from dhns_geo.runs import run_training
+
+METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
+#: A row's command names the data folder by this, never one machine's path.
+DATA_PLACEHOLDER = {"root": "DATA"}
+Key = TypeVar("Key")
+
+
+def train_command(cfg: TrainConfig, run_dir: Path,
+                  placeholders: dict[str, str] | None = None) -> str:
+    """The ``dhns train`` command line that trains ``cfg`` into ``run_dir``."""
+    return f"{command_line(cfg, placeholders)} --out {shlex.quote(str(run_dir))}"
+
+
+def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
+    """Trains (or resumes, or reuses) one run; returns its :func:`folder_row`."""
+    if not (run_dir / "metrics.json").is_file():
+        resume = (run_dir / "config.json").is_file()
+        start = time.perf_counter()
+        run_training(cfg, run_dir, resume=resume, progress=False,
+                     log=lambda line: print(f"[{tag}] {line}", flush=True))
+        (run_dir / "wall.json").write_text(json.dumps(
+            {"seconds": time.perf_counter() - start, "resumed": resume}))
+    return folder_row(run_dir)
+
+
+def folder_row(run_dir: Path) -> dict:
+    """The results row of a finished run folder: dim, epochs run, the best
+    epoch, the selection's valid MRR, test metrics, the median epoch's
+    seconds, features, provenance and the command (data folder ``DATA``)."""
+    config, facts = read_run_config(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = list(csv.DictReader((run_dir / "history.csv").open()))
+    features = "; ".join(f"{m}: {s}" for m, s in facts["feature_sources"].items())
+    return {"dim": config.dim, "epochs": len(history), "best_epoch": metrics["best_epoch"],
+            "valid_mrr": round(metrics.get("selection", {}).get(
+                "best_mrr", metrics["valid"]["mrr"]), 4),
+            **{f"test_{k}": round(metrics["test"][k], 4) for k in METRICS},
+            "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 1),
+            "features": features or "none", **run_provenance(run_dir),
+            "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
+
+
+def one_thread_run(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
+    """:func:`run_one` on one thread (two runs side by side on two cores)."""
+    import torch
+    torch.set_num_threads(1)
+    return run_one(cfg, run_dir, tag)
+
+
+def finished(runs: Path, parse: Callable[[str], Key | None]) -> list[tuple[Key, Path]]:
+    """``(parsed name, folder)`` of the finished run folders under ``runs``
+    whose names ``parse`` reads."""
+    if not runs.is_dir():
+        return []
+    return [(key, d) for d in sorted(runs.iterdir())
+            if (d / "metrics.json").is_file() and (key := parse(d.name)) is not None]
+
+
+def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_jobs(jobs: dict, workers: int, report: Callable[[], None] | None = None) -> None:
+    """Runs ``{name: (function, args)}`` ``workers`` at a time, printing each
+    run's valid and test MRR as it ends (a failed run is reported and the
+    others go on), and ``report()`` after each."""
+    for name, future in run_parallel(jobs, workers):
+        try:
+            row = future.result()
+        except Exception as error:               # the other runs go on
+            print(f"failed: {name}: {error!r}", flush=True)
+            continue
+        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
+              flush=True)
+        if report is not None:
+            report()
