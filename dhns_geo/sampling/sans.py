@@ -7,6 +7,7 @@ in Knowledge Graphs", EMNLP 2020 (official code: github.com/kahrabian/SANS).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,16 @@ def _cells(matrix: Tensor, n: int) -> Tensor:
 
 def _coo(cells: Tensor, n: int) -> Tensor:
     index = torch.stack([cells // n, cells % n])
-    return torch.sparse_coo_tensor(index, torch.ones(cells.numel()), (n, n))
+    return torch.sparse_coo_tensor(index, torch.ones(cells.numel()), (n, n),
+                                   check_invariants=False, is_coalesced=True)
+
+
+def _product_cells(a: Tensor, b: Tensor, n: int) -> Tensor:
+    """The nonzero cells of the sparse product ``a @ b``."""
+    with warnings.catch_warnings():         # torch's one-time "beta" notices
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support")
+        warnings.filterwarnings("ignore", "Sparse invariant checks")
+        return _cells(torch.sparse.mm(a, b), n)
 
 
 def adjacency_cells(train: Tensor, num_entities: int) -> Tensor:
@@ -64,8 +74,8 @@ def k_hop(train: Tensor, num_entities: int, k: int) -> CSR:
     a = _coo(adjacency_cells(train, n), n)
     power = torch.arange(n) * (n + 1)                   # the cells of I
     for _ in range(k - 1):
-        power = _cells(torch.sparse.mm(_coo(power, n), a), n)
-    reach = _cells(torch.sparse.mm(_coo(power, n), a), n)
+        power = _product_cells(_coo(power, n), a, n)
+    reach = _product_cells(_coo(power, n), a, n)
     return _csr(torch.unique(torch.cat([reach, power])), n)
 
 
