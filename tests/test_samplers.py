@@ -349,3 +349,10 @@ def test_model_agnostic_samplers_serve_a_pyg_model():
         loss.backward()
         assert model.node_emb.weight.grad is not None
         model.zero_grad()
+
+
+def test_dhns_samplers_lists_every_sampler_with_its_paper(capsys):
+    code, out, _ = run_cli(["samplers"], capsys)
+    assert code == 0
+    for name, entry in REGISTRY.items():
+        assert f"{name}: {entry.summary}" in out and entry.paper in out

@@ -244,7 +244,7 @@ def test_a_slow_combination_is_named_at_the_start_with_the_cheaper_option():
                        fusion="attention")
     assert "--fusion gate" in cost_notice(slow, data)
     default = TrainConfig(training="1vsall", reciprocal=True, scorer="complex")
-    assert cost_notice(default, data) is None           # auto: the factored gate
+    assert "--features none" in cost_notice(default, data)   # auto: the factored gate
     assert type(build_model(default, data).fusion).__name__ == "GateFusion"
     assert type(build_model(TrainConfig(), data).fusion).__name__ == "ModalityFusion"
     assert cost_notice(TrainConfig(features="none", training="1vsall",
