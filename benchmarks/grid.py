@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import torch
+
 from workers import run_parallel
 
 from dhns_geo.config import TrainConfig, command_line
 from dhns_geo.provenance import run_provenance
 from dhns_geo.run_folder import read_run_config
-from dhns_geo.runs import run_training
+from dhns_geo.runs import load_dataset_for, run_training
+from dhns_geo.training import Trainer
 
 METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 #: A row's command names the data folder by this, never one machine's path.
@@ -101,3 +104,27 @@ def run_jobs(jobs: dict, workers: int, report: Callable[[], None] | None = None)
               flush=True)
         if report is not None:
             report()
+
+
+def epoch_seconds(configs: list[TrainConfig], steps: int, warmup: int) -> list[float]:
+    """Seconds of an epoch of each config, from ``steps`` timed steps each
+    after ``warmup``: the configs take their steps in turn (round robin),
+    so that whatever else runs on the machine slows them alike, and the
+    median step counts."""
+    trainers, batches = [], []
+    for config in configs:
+        data = load_dataset_for(config)
+        trainer = Trainer.from_config(config, data, torch.device("cpu"),
+                                      log=lambda line: None, progress=False)
+        triples = trainer.train_triples
+        perm = torch.randperm(triples.size(0), generator=torch.Generator().manual_seed(0))
+        trainers.append(trainer)
+        batches.append(triples[perm].split(config.batch_size))
+    times: list[list[float]] = [[] for _ in configs]
+    for step in range(warmup + steps):
+        for trainer, mine, seen in zip(trainers, batches, times):
+            start = time.perf_counter()
+            trainer.train_step(mine[step % len(mine)])
+            if step >= warmup:
+                seen.append(time.perf_counter() - start)
+    return [statistics.median(seen) * len(mine) for seen, mine in zip(times, batches)]

@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
+from grid import write_csv  # noqa: E402
 from workers import run_parallel  # noqa: E402
 
 from dhns_geo.run_folder import atomic_save, load_checkpoint  # noqa: E402
@@ -191,11 +192,7 @@ def report(roots: list[Path]) -> None:
     for root in roots:
         for path in sorted(root.glob("*/result.json")):
             rows.append(row_of(path))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: v for k, v in r.items() if k != "dir"} for r in rows)
+    write_csv(RESULTS / "runs.csv", rows, FIELDS)
     (RESULTS / "paired.md").write_text(paired_table(rows))
     plot(rows, RESULTS / "curves.png")
     print((RESULTS / "paired.md").read_text())

@@ -1,21 +1,17 @@
 """Which negatives? Every sampler of the registry in one loop, at convergence.
 
-    python benchmarks/samplers.py run --root DATA --datasets MKG-Y \\
-        --methods self-adv nscaching sans --seeds 0 1 2 --workers 2
+    python benchmarks/samplers.py run --root DATA --datasets MKG-Y --seeds 0 1 2
     python benchmarks/samplers.py report --runs runs/samplers
 
-The protocol of the "Does DHNS help?" page: RotatE, dim 256, 64 negatives
-per positive, batch 1024, Adam lr 0.05, 30 epochs, valid MRR every epoch,
-best epoch on valid (DB15K: its valid triples unseen in train), the
-dataset's textual features where computed (``dhns features text DATASET``).
-Each method (:data:`METHODS`) changes the sampler (and its loss, where the
-published setting differs) and nothing else; runs of one seed are paired.
-``run`` trains (or resumes, or reuses) every run folder, one thread per
-worker; ``report`` writes into ``benchmarks/results/samplers/``:
-``runs.csv`` (dataset, method, seed, valid and test MRR, median seconds per
-epoch, the command), ``paired.md`` (each method's seed-paired test-MRR
-difference to ``self-adv`` with a bootstrap interval over test triples, and
-its epoch-time ratio) and ``curves-DATASET.png`` (valid MRR per epoch).
+The protocol of the "Does DHNS help?" page (:data:`PROTOCOL`; DB15K selects
+on its unseen valid triples; textual features where ``dhns features text``
+computed them); each method (:data:`METHODS`) changes the sampler (and, in
+``*-paper`` rows, its published negatives and loss). ``run`` trains, resumes
+or reuses every run folder, one thread per worker; ``report`` writes
+``runs.csv``, ``paired.md`` (seed-paired test-MRR differences to self-adv with
+a bootstrap interval over test triples, epoch-time ratios) and
+``curves-DATASET.png`` into ``benchmarks/results/samplers/``; ``cost`` times
+an epoch of each method, the methods stepping in turn (``cost-DATASET.md``).
 """
 
 from __future__ import annotations
@@ -27,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
-from grid import finished, folder_row, one_thread_run, run_jobs, write_csv  # noqa: E402
+from grid import (epoch_seconds, finished, folder_row, one_thread_run,  # noqa: E402
+                  run_jobs, write_csv)
 
 from dhns_geo.config import TrainConfig  # noqa: E402
 
@@ -143,11 +140,29 @@ def main() -> None:
     run.add_argument("--device", default="auto")
     run.add_argument("--time-limit", type=float, default=0.0,
                      help="seconds of training per run (it resumes later)")
+    cost = sub.add_parser("cost", help="epoch time of each method, stepping in turn")
+    cost.add_argument("--root", required=True)
+    cost.add_argument("--dataset", default="MKG-Y")
+    cost.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    cost.add_argument("--steps", type=int, default=10)
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, default=Path("runs/samplers"))
     args = parser.parse_args()
     if args.command == "report":
         report(args.runs)
+        return
+    if args.command == "cost":
+        configs = [config_of(args.dataset, m, 0, args.root) for m in args.methods]
+        seconds = epoch_seconds(configs, args.steps, 2)
+        lines = [f"`python benchmarks/samplers.py cost --root DATA --dataset {args.dataset} "
+                 f"--steps {args.steps}`: training seconds of an epoch (the median of "
+                 f"{args.steps} steps, the methods stepping in turn, one thread).", "",
+                 "| method | s / epoch | x self-adv |", "| --- | --- | --- |"]
+        base = seconds[args.methods.index(BASELINE)] if BASELINE in args.methods else seconds[0]
+        lines += [f"| {m} | {s:.1f} | {s / base:.2f} |" for m, s in zip(args.methods, seconds)]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"cost-{args.dataset}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
         return
     budget = {"device": args.device, "time_limit": args.time_limit}
     specs = [(d, m, s) for s in args.seeds for d in args.datasets for m in args.methods]

@@ -107,3 +107,14 @@ def test_the_checks_see_an_upward_import(tmp_path):
     found = imports("dhns_geo.errors", fake, known)
     assert found == {"dhns_geo.training"}
     assert layer_of("dhns_geo.training", table) > layer_of("dhns_geo.errors", table)
+
+
+def test_benchmarks_stay_a_small_part_of_the_code():
+    """benchmarks/ holds the harnesses that back a page: at most 15 % of the
+    lines of dhns_geo/, cli/, datasets/ and benchmarks/ together."""
+    def lines(folder, *patterns):
+        return sum(len(p.read_text().splitlines()) for pattern in patterns
+                   for p in (ROOT / folder).rglob(pattern))
+    bench = lines("benchmarks", "*.py", "*.sh")
+    total = bench + sum(lines(f, "*.py") for f in ("dhns_geo", "cli", "datasets"))
+    assert bench <= 0.15 * total, f"benchmarks/ is {bench / total:.1%} of the code"
