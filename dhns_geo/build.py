@@ -120,10 +120,10 @@ def cost_notice(config: TrainConfig, data: HeteroData) -> str | None:
     if config.training == "1vsall" and features:
         if fusion_of(config) == "attention":
             return ("notice: 1vsall with --fusion attention fuses all N entities every "
-                    "step (over 18x the structure-only epoch on MKG-Y); --fusion gate "
-                    "scores through the features (about 1.5x)")
+                    "step (about 16x the structure-only epoch on MKG-Y); --fusion gate "
+                    "scores through the features (about 1.6x)")
         return ("notice: 1vsall scores every entity through its features too: an "
-                "epoch costs about 1.5x the structure-only one on MKG-Y; --features "
+                "epoch costs about 1.6x the structure-only one on MKG-Y; --features "
                 "none trains on structure only")
     entry = SAMPLERS[config.sampler]
     if config.training == "negatives" and entry.cost > 3 and not (
