@@ -126,8 +126,12 @@ def cost_notice(config: TrainConfig, data: HeteroData) -> str | None:
                 "epoch costs about 1.6x the structure-only one on MKG-Y; --features "
                 "none trains on structure only")
     entry = SAMPLERS[config.sampler]
-    if config.training == "negatives" and entry.cost > 3 and not (
+    shared = config.shared_negatives and entry.cost_shared is not None
+    cost = entry.cost_shared if shared else entry.cost
+    if config.training == "negatives" and cost > 3 and not (
             config.sampler == "dhns" and config.dhns_share < 1):
-        return (f"notice: --sampler {config.sampler} costs about {entry.cost:g}x the "
-                f"epoch of uniform negatives ({entry.measured}); {entry.cheaper}")
+        against = ("the shared pool of uniform negatives" if shared
+                   else "self-adversarial uniform negatives")
+        return (f"notice: --sampler {config.sampler} costs about {cost:g}x the epoch of "
+                f"{against} ({entry.measured}); {entry.cheaper}")
     return None

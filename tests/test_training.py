@@ -249,7 +249,9 @@ def test_a_slow_combination_is_named_at_the_start_with_the_cheaper_option():
     assert type(build_model(TrainConfig(), data).fusion).__name__ == "ModalityFusion"
     assert cost_notice(TrainConfig(features="none", training="1vsall",
                                    fusion="attention"), data) is None
-    dhns = cost_notice(TrainConfig(sampler="dhns"), data)
-    assert "3.6x" in dhns and "--dhns-share" in dhns
+    dhns = cost_notice(TrainConfig(sampler="dhns"), data)      # the shared pool
+    assert "8x" in dhns and "--dhns-share" in dhns
+    assert cost_notice(TrainConfig(sampler="dhns", shared_negatives=False), data) is None
+    assert "--mans-variant h" in cost_notice(TrainConfig(sampler="mans", shared_negatives=False), data)
     assert cost_notice(TrainConfig(sampler="dhns", dhns_share=0.25), data) is None
     assert cost_notice(TrainConfig(), data) is None

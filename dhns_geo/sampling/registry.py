@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from dhns_geo.config import TrainConfig
 
 
-#: Where the costs were measured (benchmarks/samplers.py, runs.csv).
-MEASURED = "MKG-Y, RotatE dim 256, 64 negatives, one CPU thread"
+#: Where the costs were measured (benchmarks/results/samplers/cost-MKG-Y.md).
+MEASURED = "MKG-Y, RotatE dim 256, 64 negatives per positive, one CPU thread"
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,12 @@ class SamplerEntry:
         model_agnostic: Whether it needs nothing but a model's scores and
             embeddings (it then serves a PyG model through a
             :class:`~dhns_geo.adapters.KGEAdapter`).
-        cost: Its epoch time over uniform negatives', as measured
-            (``measured`` says where); ``dhns train`` names a cost over 3
-            at the start, with the ``cheaper`` option.
+        cost: Its epoch time over self-adversarial uniform negatives', as
+            measured (``measured`` says where); ``dhns train`` names a cost
+            over 3 at the start, with the ``cheaper`` option.
+        cost_shared: The same against uniform negatives from the pool
+            shared by the batch (the library default), for samplers that
+            draw such a pool.
     """
 
     build: Callable[["TrainConfig", "HeteroData"], NegativeSampler]
@@ -52,8 +55,9 @@ class SamplerEntry:
     summary: str
     model_agnostic: bool = True
     cost: float = 1.0
-    measured: str = ""
+    measured: str = MEASURED
     cheaper: str = ""
+    cost_shared: float | None = None
 
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -62,23 +66,27 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "bernoulli": SamplerEntry(CorruptionSampler.from_config, "Wang et al., AAAI 2014",
                               "head or tail with each relation's tph/(tph+hpt)"),
     "nscaching": SamplerEntry(NSCachingSampler.from_config, "Zhang et al., ICDE 2019",
-                              "a cache of high-scoring entities per (h, r) and (r, t)"),
+                              "a cache of high-scoring entities per (h, r) and (r, t)",
+                              cost=1.03),
     "sans": SamplerEntry(SANSSampler.from_config, "Ahrabian et al., EMNLP 2020",
                          "entities within k hops of the kept entity"),
     "rw-sans": SamplerEntry(SANSSampler.from_config, "Ahrabian et al., EMNLP 2020",
                             "endpoints of random walks of length k from the kept entity"),
     "kbgan": SamplerEntry(KBGANSampler.from_config, "Cai & Wang, NAACL 2018",
-                          "a generator KGE model picks among uniform candidates (REINFORCE)"),
-    "mans": SamplerEntry(MANSSampler.from_config, "Zhang et al., arXiv 2304.11618 (2023)",
+                          "a generator KGE model picks among uniform candidates (REINFORCE)",
+                          cost=1.31),
+    "mans": SamplerEntry(MANSSampler.from_config, "Zhang, Chen & Zhang, IJCNN 2023 (arXiv 2304.11618)",
                          "the positive's structure with another entity's modality embeddings",
-                         model_agnostic=False),
+                         model_agnostic=False, cost=3.55,
+                         cheaper="--mans-variant h mixes a --mans-beta share of the negatives"),
     "mmrns": SamplerEntry(MMRNSSampler.from_config, "Xu et al., ACM MM 2022",
                           "relation-guided cross-modal similarity, Gumbel top-K draws",
-                          model_agnostic=False),
+                          model_agnostic=False, cost=1.37),
     "dhns": SamplerEntry(DHNSSampler.from_run, "Niu & Zhang, DASFAA 2025",
                          "diffusion-generated entities at graded hardness levels",
-                         cost=3.6, measured=MEASURED,
-                         cheaper="--dhns-share 0.25 generates for a quarter of each batch"),
+                         cost=2.68, cost_shared=8.0,
+                         cheaper="--dhns-share 0.25 generates for a quarter of each batch "
+                                 "(2.7x the shared pool's epoch)"),
 }
 
 
