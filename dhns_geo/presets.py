@@ -119,6 +119,14 @@ MMKG_SOURCE = ("the FB15k-237 recipe at rank 250 (benchmarks/results/published/r
                "docs: Published tables)")
 GRID = "benchmarks/results/mmkg-sota/grid.md (chosen on seed-0 valid)"
 
+
+def structure_only(dataset: str, epochs: int, test_mrr: float, **extra: Any) -> Preset:
+    """The ComplEx-N3 recipe on a multimodal benchmark, structure only."""
+    return Preset({**COMPLEX_N3_MMKG, "dataset": dataset, "epochs": epochs, **extra},
+                  f"ComplEx-N3 on {dataset}, structure only, at a CPU budget", MMKG_SOURCE,
+                  f"{dataset} test MRR {test_mrr} (benchmarks/results/published/runs.csv)")
+
+
 PRESETS: dict[str, Preset] = {
     "authors-distmult": Preset(
         AUTHORS_DISTMULT, "the DHNS authors' released train_dhns.py, option by option",
@@ -137,10 +145,7 @@ PRESETS: dict[str, Preset] = {
         COMPLEX_N3_FB15K237, "ComplEx-N3 on FB15k-237 as published, rank 1000",
         "Lacroix et al., ICML 2018, Table 2; the kbc README command",
         "FB15k-237 test MRR .37, Hits@10 .56 (published)"),
-    "complex-n3-mkg-y": Preset(
-        {**COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12},
-        "ComplEx-N3 on MKG-Y, structure only, at a CPU budget", MMKG_SOURCE,
-        "MKG-Y test MRR 0.376 (benchmarks/results/published/runs.csv)"),
+    "complex-n3-mkg-y": structure_only("MKG-Y", 12, 0.376),
     "complex-dura-mkg-y": Preset(
         {**COMPLEX_N3_MMKG, "dataset": "MKG-Y", "epochs": 12, "regularizer": "dura"},
         "DURA in place of N3 on MKG-Y",
@@ -151,14 +156,8 @@ PRESETS: dict[str, Preset] = {
          "features": "textual", "fusion": "gate"},
         "DURA and textual features from the names (dhns features text MKG-Y)", GRID,
         "MKG-Y test MRR 0.379 (3 seeds, benchmarks/results/mmkg-sota/runs.csv)"),
-    "complex-n3-mkg-w": Preset(
-        {**COMPLEX_N3_MMKG, "dataset": "MKG-W", "epochs": 10},
-        "ComplEx-N3 on MKG-W, structure only, at a CPU budget", MMKG_SOURCE,
-        "MKG-W test MRR 0.362 (benchmarks/results/published/runs.csv)"),
-    "complex-n3-db15k": Preset(
-        {**COMPLEX_N3_MMKG, "dataset": "DB15K", "epochs": 12, "select_on": "valid-unseen"},
-        "ComplEx-N3 on DB15K, structure only, at a CPU budget", MMKG_SOURCE,
-        "DB15K test MRR 0.394 (benchmarks/results/published/runs.csv)"),
+    "complex-n3-mkg-w": structure_only("MKG-W", 10, 0.362),
+    "complex-n3-db15k": structure_only("DB15K", 12, 0.394, select_on="valid-unseen"),
     "complex-n3-text-db15k": Preset(
         {**COMPLEX_N3_MMKG, "dataset": "DB15K", "epochs": 6, "select_on": "valid-unseen",
          "features": "textual", "fusion": "gate"},
