@@ -128,3 +128,8 @@ def epoch_seconds(configs: list[TrainConfig], steps: int, warmup: int) -> list[f
             if step >= warmup:
                 seen.append(time.perf_counter() - start)
     return [statistics.median(seen) * len(mine) for seen, mine in zip(times, batches)]
+
+
+def add_report_command(sub, runs: str) -> None:
+    """The ``report --runs RUNS`` subcommand of a grid harness."""
+    sub.add_parser("report").add_argument("--runs", type=Path, default=Path(runs))

@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
-from grid import finished, folder_row, one_thread_run, run_jobs, write_csv  # noqa: E402
+from grid import (add_report_command, finished, folder_row,  # noqa: E402
+                  one_thread_run, run_jobs, write_csv)
 
 from dhns_geo.config import TrainConfig  # noqa: E402
 from dhns_geo.presets import PRESETS  # noqa: E402
@@ -219,8 +220,7 @@ def main() -> None:
     run.add_argument("--nondeterministic", action="store_true",
                      help="no deterministic algorithms (faster on a GPU)")
     run.add_argument("--no-report", action="store_true")
-    rep = sub.add_parser("report")
-    rep.add_argument("--runs", type=Path, default=Path("runs/mmkg-sota"))
+    add_report_command(sub, "runs/mmkg-sota")
     args = parser.parse_args()
     if args.command == "report":
         report(args.runs)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))    # benchmarks/
 import paired  # noqa: E402
-from grid import (epoch_seconds, finished, folder_row, one_thread_run,  # noqa: E402
+from grid import (add_report_command, epoch_seconds, finished, folder_row, one_thread_run,  # noqa: E402
                   run_jobs, write_csv)
 
 from dhns_geo.config import TrainConfig  # noqa: E402
@@ -145,8 +145,7 @@ def main() -> None:
     cost.add_argument("--dataset", default="MKG-Y")
     cost.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     cost.add_argument("--steps", type=int, default=10)
-    rep = sub.add_parser("report")
-    rep.add_argument("--runs", type=Path, default=Path("runs/samplers"))
+    add_report_command(sub, "runs/samplers")
     args = parser.parse_args()
     if args.command == "report":
         report(args.runs)
