@@ -120,30 +120,20 @@ def filter_with_fallback(positives: Tensor, drawn: Tensor, is_head: Tensor,
     index)."""
     if index is None:
         return drawn, None
-    rel = positives[:, 1:2].expand(drawn.shape)
-
-    def known(ids: Tensor) -> Tensor:
-        return index.contains(*_ordered(positives, ids, is_head, rel))
-
-    false = known(drawn)
+    false = known_mask(positives, drawn, is_head, index)
     for _ in range(rounds):
         redraw = torch.randint(0, num_entities, drawn.shape, generator=generator,
                                device=drawn.device)
         drawn = torch.where(false, redraw, drawn)
-        false = known(drawn)
+        false = known_mask(positives, drawn, is_head, index)
     return drawn, (~false).float()
-
-
-def _ordered(positives, ids, is_head, rel):
-    heads, tails = with_sides(positives, ids, is_head)
-    return heads, rel, tails
 
 
 def known_mask(positives: Tensor, candidates: Tensor, is_head: Tensor,
                index: FilterIndex) -> Tensor:
     """``[B, C]`` bool: the candidates that make a known true triple."""
-    rel = positives[:, 1:2].expand(candidates.shape)
-    return index.contains(*_ordered(positives, candidates, is_head, rel))
+    heads, tails = with_sides(positives, candidates, is_head)
+    return index.contains(heads, positives[:, 1:2].expand(candidates.shape), tails)
 
 
 def candidate_scores(model: ModelView, table: TableView, positives: Tensor,

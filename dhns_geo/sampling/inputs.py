@@ -44,6 +44,11 @@ class SamplerInputs:
                  else None)
         return cls(n, relations, train, index)
 
+    def train_filter(self) -> FilterIndex:
+        """The training triples as a filter, whether or not the run filters
+        its negatives (for samplers whose candidates hold the answers)."""
+        return self.filter_index or FilterIndex(self.train, self.entities, self.relations)
+
 
 
 def num_modalities(config: "TrainConfig", data: "HeteroData") -> int:

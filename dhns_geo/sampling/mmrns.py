@@ -204,8 +204,7 @@ class MMRNSSampler(SelfTrainingSampler):
     @classmethod
     def from_config(cls, config: "TrainConfig", data: "HeteroData") -> "MMRNSSampler":
         inputs = SamplerInputs.of(config, data)
-        index = inputs.filter_index or FilterIndex(inputs.train, inputs.entities,
-                                                   inputs.relations)
+        index = inputs.train_filter()
         torch.manual_seed(config.seed)
         relation_dim = make_scorer(config.scorer).relation_dim(config.dim)
         return cls(inputs.entities, num_modalities(config, data), config.dim,

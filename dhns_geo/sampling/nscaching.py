@@ -94,10 +94,10 @@ class NSCachingSampler(NegativeSampler):
         self.register_buffer("tail_keys", torch.unique(r * num_entities + h),
                              persistent=False)
         init = torch.Generator().manual_seed(seed)
-        self.register_buffer("head_cache", torch.randint(
-            0, num_entities, (self.head_keys.numel(), cache_size), generator=init))
-        self.register_buffer("tail_cache", torch.randint(
-            0, num_entities, (self.tail_keys.numel(), cache_size), generator=init))
+        # One table of caches: rows of the head caches, then of the tail caches.
+        self.register_buffer("cache", torch.randint(
+            0, num_entities, (self.head_keys.numel() + self.tail_keys.numel(), cache_size),
+            generator=init))
 
     def rows(self, positives: Tensor, is_head: Tensor) -> tuple[Tensor, Tensor]:
         """``(row [B], found [B])``: each positive's cache row on its
@@ -115,21 +115,25 @@ class NSCachingSampler(NegativeSampler):
                 torch.where(is_head, found[0], found[1]))
 
     @property
-    def cache(self) -> Tensor:
-        """``[Uh + Ut, N1]``: the head caches, then the tail caches."""
-        return torch.cat([self.head_cache, self.tail_cache])
+    def head_cache(self) -> Tensor:
+        """``[Uh, N1]``: the head cache of each training ``(r, t)``."""
+        return self.cache[:self.head_keys.numel()]
+
+    @property
+    def tail_cache(self) -> Tensor:
+        """``[Ut, N1]``: the tail cache of each training ``(h, r)``."""
+        return self.cache[self.head_keys.numel():]
 
     def sample(self, positives: Tensor, model: ModelView, table: TableView,
                generator: torch.Generator) -> list[Negatives]:
         b, k, device = positives.size(0), self.num_negatives, positives.device
         side = corrupted_sides(positives, self.head_prob, 1, generator)[:, 0]
         row, found = self.rows(positives, side)
-        cache = self.cache
         pick = torch.randint(0, self.cache_size, (b, k), generator=generator,
                              device=device)
         uniform = torch.randint(0, self.num_entities, (b, k), generator=generator,
                                 device=device)
-        drawn = torch.where(found.unsqueeze(1), cache[row].gather(1, pick), uniform)
+        drawn = torch.where(found.unsqueeze(1), self.cache[row].gather(1, pick), uniform)
         is_head = side.unsqueeze(1).expand(b, k)
         drawn, weight = filter_with_fallback(positives, drawn, is_head,
                                              self.filter_index, self.num_entities,
@@ -162,10 +166,7 @@ class NSCachingSampler(NegativeSampler):
         if self.update == "importance":
             logits = logits + gumbel_noise(logits.shape, generator, logits.device)
         keep = logits.topk(self.cache_size, dim=1).indices
-        new = cand.gather(1, keep)
-        heads = row < self.head_keys.numel()
-        self.head_cache[row[heads]] = new[heads]
-        self.tail_cache[row[~heads] - self.head_keys.numel()] = new[~heads]
+        self.cache[row] = cand.gather(1, keep)
 
     @classmethod
     def from_config(cls, config: "TrainConfig", data: "HeteroData") -> "NSCachingSampler":

@@ -181,8 +181,7 @@ class SANSSampler(NegativeSampler):
     @classmethod
     def from_config(cls, config: "TrainConfig", data: "HeteroData") -> "SANSSampler":
         inputs = SamplerInputs.of(config, data)
-        index = inputs.filter_index or FilterIndex(inputs.train, inputs.entities,
-                                                   inputs.relations)
+        index = inputs.train_filter()
         walks = config.sans_walks if config.sampler == "rw-sans" else 0
         hood = neighbourhood(inputs.train, inputs.entities, config.sans_hops, walks,
                              config.seed, cache_folder(data))
