@@ -164,7 +164,9 @@ def main() -> None:
         print("\n".join(lines))
         return
     budget = {"device": args.device, "time_limit": args.time_limit}
-    specs = [(d, m, s) for s in args.seeds for d in args.datasets for m in args.methods]
+    # dataset, then method, then seed: a method's seeds run side by side, so
+    # its paired rows against self-adv (listed first) come early
+    specs = [(d, m, s) for d in args.datasets for m in args.methods for s in args.seeds]
     jobs = {run_name(*spec): (one_thread_run, (config_of(*spec, args.root, **budget),
                                                 args.runs / run_name(*spec),
                                                 run_name(*spec))) for spec in specs}

@@ -1,9 +1,11 @@
-"""``dhns sample-negatives``: DHNS as a hard-negative miner for a run."""
+"""``dhns sample-negatives``: the negatives of a run, drawn by the run's own
+sampler, or mined by DHNS (a generator mapped to its nearest entities)."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -15,8 +17,10 @@ from dhns_geo.cli.options import TSV_OUT_OPTION, comma_list
 from dhns_geo.data import build_filter_index, split_triples
 from dhns_geo.diffusion import (SIDES, DHNSSampler, mine_hard_negatives,
                                 train_generator)
+from dhns_geo.build import build_objective
 from dhns_geo.errors import OptionError
 from dhns_geo.runs import load_run
+from dhns_geo.sampling.draw import SIDE_NAMES, draw_negatives
 from dhns_geo.training import objective_state
 from dhns_geo.validation import (check, choice, device_rule, integer,
                                  optional)
@@ -39,17 +43,20 @@ def sample_negatives(
     run_dir: Path = typer.Argument(..., help="A run folder written by dhns train."),
     split: str = typer.Option("test", "--split", help="train, valid or test."),
     limit: Optional[int] = typer.Option(100, "--limit", help="Number of positives (0: all)."),
-    levels: Optional[str] = typer.Option(None, "--levels", help="Comma-separated diffusion steps (default: all levels)."),
-    k: int = typer.Option(5, "--k", help="Nearest real entities per generated embedding."),
+    negatives: str = typer.Option("auto", "--negatives", help="run: the run's own sampler (its state at the checkpoint), dhns: DHNS levels mapped to nearest entities; auto: run for sampled negatives, dhns for DHNS and 1-vs-all runs."),
+    levels: Optional[str] = typer.Option(None, "--levels", help="Comma-separated diffusion steps (default: all levels; dhns)."),
+    k: int = typer.Option(5, "--k", help="Nearest real entities per generated embedding (dhns)."),
     out: Optional[Path] = TSV_OUT_OPTION,
-    generator_epochs: int = typer.Option(3, "--generator-epochs", help="Epochs of generator training when the run has no trained generator."),
+    generator_epochs: int = typer.Option(3, "--generator-epochs", help="Epochs of generator training when the run has no trained generator (dhns)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the sampling."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
 ) -> None:
-    """Generate hierarchical negatives for a run's triples and map them to
-    their nearest real entities (filtered); writes a TSV."""
+    """The negatives of a run's triples, as a TSV: drawn by the sampler the
+    run trained with, or DHNS's hierarchical negatives mapped to their
+    nearest real entities (filtered)."""
     check("--split", split, choice("train", "valid", "test"))
+    check("--negatives", negatives, choice("auto", "run", "dhns"))
     check("--limit", limit, optional(integer(0)))
     check("--k", k, integer(1))
     check("--generator-epochs", generator_epochs, integer(1))
@@ -63,17 +70,34 @@ def sample_negatives(
         p.requires_grad_(False)
     generator = torch.Generator(device=dev).manual_seed(seed)
     show = sys.stderr.isatty() if progress is None else progress
-    sampler = _trained_generator(config, data, model, checkpoint, generator_epochs,
-                                 generator, show)
     positives = split_triples(data, split).to(dev)
     if limit:
         positives = positives[:limit]
-    mined = mine_hard_negatives(sampler, model, positives,
-                                build_filter_index(data).to(dev), generator, k,
-                                _parse_levels(levels, sampler))
+    if negatives == "auto":
+        negatives = ("dhns" if config.training == "1vsall" or config.sampler == "dhns"
+                     else "run")
+    if negatives == "run":
+        if config.training == "1vsall":
+            raise OptionError("--negatives", "run", "dhns: the run trained 1-vs-all, "
+                              "with no sampler")
+        objective = build_objective(config, data).to(dev)
+        objective.load_state_dict(objective_state(checkpoint))
+        with torch.no_grad():
+            table = model.encode()
+        drawn = draw_negatives(objective.sampler, model, table, positives, generator)
+        write = partial(_write_drawn, positives=positives, drawn=drawn,
+                        sampler=config.sampler, names=data.entity_names or [])
+    else:
+        sampler = _trained_generator(config, data, model, checkpoint, generator_epochs,
+                                     generator, show)
+        mined = mine_hard_negatives(sampler, model, positives,
+                                    build_filter_index(data).to(dev), generator, k,
+                                    _parse_levels(levels, sampler))
+        write = partial(_write_rows, positives=positives, mined=mined,
+                        sampler=sampler, names=data.entity_names or [])
     handle = open(out, "w", newline="") if out else sys.stdout
     try:
-        count = _write_rows(handle, positives, mined, sampler, data.entity_names or [])
+        count = write(handle)
     finally:
         if out:
             handle.close()
@@ -114,4 +138,21 @@ def _write_rows(handle, positives, mined: dict, sampler: DHNSSampler,
         writer.writerow([h, r, t, side, position, lvl, sampler.levels[lvl],
                          sampler.margin_factors[lvl], rank, e,
                          names[e] if names else "", f"{dist:.6f}"])
+    return len(cols["entity"])
+
+
+def _write_drawn(handle, positives, drawn: dict, sampler: str, names: list[str]) -> int:
+    """Writes the TSV of a sampler's drawn negatives; returns their number."""
+    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+    writer.writerow(["head", "relation", "tail", "sampler", "group", "side", "column",
+                     "negative_id", "negative_name", "embedding", "score", "weight"])
+    pos = positives.cpu()
+    cols = {c: v.cpu().tolist() for c, v in drawn.items()}
+    for p, group, side, column, e, emb, score, weight in zip(*(cols[c] for c in (
+            "positive", "group", "side", "column", "entity", "embedding", "score",
+            "weight"))):
+        h, r, t = pos[p].tolist()
+        writer.writerow([h, r, t, sampler, group, SIDE_NAMES[side], column,
+                         e if e >= 0 else "", names[e] if names and e >= 0 else "",
+                         int(emb), f"{score:.6f}", f"{weight:g}"])
     return len(cols["entity"])

@@ -60,6 +60,9 @@ class Negatives:
         own: Optional ``[K, 2]`` bool: ``own[k, 0]`` (``own[k, 1]``) where
             the head (tail) of column ``k`` is its positive's own; that
             column's entries in ``head`` (``tail``) are ignored.
+        source: Optional ``[B, K]`` ids of the entities that embedding
+            negatives were made from (MANS: the entity whose modalities
+            were swapped in); read by ``dhns sample-negatives``, not scored.
     """
 
     head: Tensor
@@ -72,6 +75,7 @@ class Negatives:
     guard: bool = False
     shared: Tensor | None = None
     own: Tensor | None = None
+    source: Tensor | None = None
 
     def entity_ids(self) -> list[Tensor]:
         """The entity-id tensors the group looks up (none for generated
@@ -92,7 +96,7 @@ class Negatives:
         return Negatives(self.head[index], self.tail[index],
                          take(self.margin_factor), take(self.weight),
                          self.loss_weight, take(self.corrupted_head), self.name,
-                         self.guard, self.shared, self.own)
+                         self.guard, self.shared, self.own, take(self.source))
 
     # -- scores -------------------------------------------------------------
     def score(self, scorer: "Scorer", head: Tensor, relation: Tensor,

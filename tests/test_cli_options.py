@@ -40,7 +40,7 @@ BAD = {
         "--mmrns-temperature": "0", "--mmrns-lr": "nan", "--mmrns-loss-rate": "0",
     },
     "eval": {"--split": "train", "--batch-size": "0", "--device": "tpu"},
-    "sample-negatives": {"--split": "all", "--limit": "-1", "--levels": "a",
+    "sample-negatives": {"--split": "all", "--negatives": "some", "--limit": "-1", "--levels": "a",
                          "--k": "0", "--out": None, "--generator-epochs": "0",
                          "--device": "tpu", "--seed": "-3"},
     "features text": {"--model": None, "--names": "/no/names.tsv", "--out": None,

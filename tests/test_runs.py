@@ -69,8 +69,9 @@ def test_predict_ranks_the_answers_by_the_models_score(runs, kind, capsys):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_sample_negatives_prints_filtered_negatives_of_every_run(runs, kind, capsys):
-    code, out, err = run_cli(["sample-negatives", str(runs / kind), "--limit", "3",
+def test_dhns_mines_filtered_negatives_of_every_run(runs, kind, capsys):
+    code, out, err = run_cli(["sample-negatives", str(runs / kind), "--negatives", "dhns",
+                              "--limit", "3",
                               "--k", "2", "--generator-epochs", "1",
                               "--no-progress"], capsys)
     assert code == 0, err
@@ -81,3 +82,9 @@ def test_sample_negatives_prints_filtered_negatives_of_every_run(runs, kind, cap
                                                           ("tail", "tail")}
     trained_generator = KINDS[kind].get("sampler") == "dhns"
     assert ("training the DHNS generator" in err) != trained_generator
+
+
+def test_a_one_vs_all_run_has_no_sampler_to_draw_from(runs, capsys):
+    code, _, err = run_cli(["sample-negatives", str(runs / "1vsall"), "--negatives",
+                            "run"], capsys)
+    assert code != 0 and "--negatives" in err and "1-vs-all" in err

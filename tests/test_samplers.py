@@ -2,6 +2,7 @@
 NSCaching, SANS, RW-SANS, KBGAN, MANS, MMRNS, each against a computation by
 hand or by brute force, filtering, resuming, and the commands on their runs."""
 
+import csv
 from collections import deque
 
 import pytest
@@ -14,6 +15,7 @@ from dhns_geo.config import SAMPLERS, TrainConfig
 from dhns_geo.data import FilterIndex, split_triples
 from dhns_geo.datasets import load_dataset
 from dhns_geo.nn import DistMult, KGCModel
+from dhns_geo.runs import load_run
 from dhns_geo.sampling.kbgan import KBGANSampler
 from dhns_geo.sampling.mans import MANSSampler
 from dhns_geo.sampling.nscaching import NSCachingSampler
@@ -319,12 +321,48 @@ def test_train_and_sample_negatives_on_each_samplers_run(tmp_path, name, capsys)
     assert code == 0, err
     assert (out / "model.pt").is_file()
     tsv = tmp_path / "neg.tsv"
-    code, _, err = run_cli(["sample-negatives", str(out), "--limit", "5",
-                            "--generator-epochs", "1", "--out", str(tsv),
-                            "--no-progress"], capsys)
+    code, _, err = run_cli(["sample-negatives", str(out), "--split", "train",
+                            "--limit", "5", "--out", str(tsv), "--no-progress"], capsys)
     assert code == 0, err
-    rows = tsv.read_text().splitlines()
-    assert rows[0].startswith("head\trelation\ttail") and len(rows) > 5
+    rows = list(csv.DictReader(tsv.open(), delimiter="\t"))
+    assert len(rows) == 5 * 8 and {r["sampler"] for r in rows} == {name}
+    # each row is the run's sampler's negative of a positive, scored by the
+    # run's model: the score column is the model's score of that triple
+    # (MANS: an embedding made from the listed entity, scored as such)
+    config, data, model, _ = load_run(out)
+    positives = split_triples(data, "train")[:5]
+    for row in rows[::7]:
+        h, r, t = (int(row[c]) for c in ("head", "relation", "tail"))
+        assert [h, r, t] in positives.tolist()
+        e = int(row["negative_id"])
+        triple = [[e, r, t]] if row["side"] == "head" else [[h, r, e]]
+        if row["embedding"] == "0":
+            assert float(row["score"]) == pytest.approx(
+                float(model(*torch.tensor(triple).T).detach()), abs=1e-4)
+    code, _, err = run_cli(["sample-negatives", str(out), "--negatives", "dhns",
+                            "--limit", "2", "--generator-epochs", "1", "--k", "3",
+                            "--out", str(tsv), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "level" in tsv.read_text().splitlines()[0].split("\t")
+
+
+@pytest.mark.parametrize("name", ["nscaching", "kbgan", "mans", "mmrns", "dhns"])
+def test_a_sampler_in_eval_mode_draws_without_changing_its_state(toy, name):
+    own = {"mmrns": {"mmrns_pool": 300}, "mans": {"mans_variant": "t"}}
+    config = small_config(name, **own.get(name, {}))
+    model, sampler = build_model(config, toy), build_sampler(config, toy)
+    batch = split_triples(toy, "train")[:512]
+    g = torch.Generator().manual_seed(0)
+    sampler.sample(batch, model, model.encode(), g)        # state to keep
+    before = {k: v.clone() for k, v in sampler.state_dict().items()
+              if isinstance(v, torch.Tensor)}
+    sampler.eval()
+    sampler.sample(batch, model, model.encode(), g)
+    after = sampler.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    sampler.train()                                        # and in training it learns
+    sampler.sample(split_triples(toy, "train")[512:1024], model, model.encode(), g)
+    assert not all(torch.equal(before[k], sampler.state_dict()[k]) for k in before)
 
 
 def test_model_agnostic_samplers_serve_a_pyg_model():

@@ -412,5 +412,6 @@ class DHNSSampler(SelfTrainingSampler):
         groups = self.base.sample(positives, model, table, generator)
         b = positives.size(0)
         chosen = self.served(positives)
-        self._generator_loss = self.fit_generator(chosen, model, table, generator)
+        if self.training:
+            self._generator_loss = self.fit_generator(chosen, model, table, generator)
         return groups + self.level_negatives(chosen, model, table, generator, b)

@@ -45,6 +45,10 @@ class NegativeSampler(nn.Module):
     Samplers are modules so that learned state (a generator and its
     optimizer, a cache) is saved and restored with checkpoints: buffers and
     parameters travel in ``state_dict``, an optimizer in the extra state.
+
+    In eval mode (``sampler.eval()``) a sampler draws as it does in training
+    but changes no state of its own (no generator step, no cache refresh, no
+    step count): what ``dhns sample-negatives`` shows of a run's sampler.
     """
 
     def sample(self, positives: Tensor, model: ModelView, table: TableView,

@@ -137,8 +137,9 @@ class KBGANSampler(SelfTrainingSampler):
     def sample(self, positives: Tensor, model: ModelView, table: TableView,
                generator: torch.Generator) -> list[Negatives]:
         picks, is_head, log_p, valid = self.draw(positives, generator)
-        reward = candidate_scores(model, table, positives, picks, is_head)
-        self.reinforce(log_p, reward, valid)
+        if self.training:
+            reward = candidate_scores(model, table, positives, picks, is_head)
+            self.reinforce(log_p, reward, valid)
         heads, tails = with_sides(positives, picks, is_head)
         weight = None if self.filter_index is None else valid.float()
         return [Negatives(head=heads, tail=tails, weight=weight,

@@ -106,7 +106,7 @@ class MANSSampler(NegativeSampler):
                                              self.filter_index, self.num_entities,
                                              generator)
         columns = self.modality_columns()
-        self.steps += 1
+        self.steps += int(self.training)
         heads, tails = with_sides(positives, drawn, is_head)
         if columns == 0:
             self._stats = {"mans/modality_share": 0.0}
@@ -125,7 +125,7 @@ class MANSSampler(NegativeSampler):
             negative = torch.cat([mixed, normal[:, columns:]], dim=1)
         self._stats = {"mans/modality_share": columns / k}
         return [Negatives(head=negative, tail=negative, weight=weight,
-                          corrupted_head=is_head)]
+                          corrupted_head=is_head, source=drawn)]
 
     @staticmethod
     def mixed(positives: Tensor, drawn: Tensor, is_head: Tensor,

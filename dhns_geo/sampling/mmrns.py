@@ -176,8 +176,9 @@ class MMRNSSampler(SelfTrainingSampler):
         pick = (log_p + gumbel_noise(log_p.shape, generator, device)).topk(k, -1).indices
         drawn, is_head = pool[pick], side.unsqueeze(1).expand(b, k)
         valid = torch.isfinite(log_p.gather(1, pick))
-        self.contrastive_step(sims, true, pick, positives, drawn, is_head, model, table)
-        self.steps += 1
+        if self.training:
+            self.contrastive_step(sims, true, pick, positives, drawn, is_head, model, table)
+            self.steps += 1
         heads, tails = with_sides(positives, drawn, is_head)
         return [Negatives(head=heads, tail=tails, weight=valid.float(),
                           corrupted_head=is_head)]

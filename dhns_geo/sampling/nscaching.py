@@ -138,7 +138,8 @@ class NSCachingSampler(NegativeSampler):
         drawn, weight = filter_with_fallback(positives, drawn, is_head,
                                              self.filter_index, self.num_entities,
                                              generator)
-        self.refresh(positives, model, table, generator)
+        if self.training:
+            self.refresh(positives, model, table, generator)
         heads, tails = with_sides(positives, drawn, is_head)
         return [Negatives(head=heads, tail=tails, weight=weight,
                           corrupted_head=is_head)]
