@@ -68,7 +68,10 @@ def _load_graph(name_or_path: str, root: str | Path | None, seed: int,
     if canonical == "toy":
         return ToyMMKG(seed=seed)[0]
     if canonical is not None:
-        return BENCHMARKS[canonical](root, trust_features=trust_features)[0]
+        dataset = BENCHMARKS[canonical](root, trust_features=trust_features)
+        data = dataset[0]
+        data.processed_dir = dataset.processed_dir   # where samplers cache what they derive
+        return data
     if name_or_path.startswith(PYG_PREFIX):
         return load_pyg_dataset(name_or_path[len(PYG_PREFIX):],
                                 root if root is not None else default_root())

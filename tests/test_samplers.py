@@ -158,6 +158,22 @@ def test_sans_neighbourhoods_equal_breadth_first_search(k):
         assert got == expected, e
 
 
+def test_sans_neighbourhoods_are_computed_once_per_dataset(tmp_path, monkeypatch):
+    from conftest import place_raw
+
+    import dhns_geo.sampling.sans as sans
+
+    root = place_raw("MKG-Y", tmp_path)
+    config = TrainConfig(dataset="MKG-Y", root=str(root), sampler="sans", num_negatives=4)
+    data = load_dataset("MKG-Y", root)
+    first = build_sampler(config, data)
+    cached = list((root / "MKG-Y" / "processed").glob("sans-*-k2-rw0.pt"))
+    assert len(cached) == 1                     # beside the processed files
+    monkeypatch.setattr(sans, "k_hop", lambda *a: pytest.fail("computed again"))
+    again = build_sampler(config, load_dataset("MKG-Y", root))
+    assert torch.equal(first.col, again.col) and torch.equal(first.rowptr, again.rowptr)
+
+
 def test_random_walks_restart_from_their_entity():
     # A path 0-1-2-3-4: walks of 2 steps from 0 end at 0 or 2, never further.
     train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 0, 3], [3, 0, 4]])
