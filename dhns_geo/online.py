@@ -48,13 +48,15 @@ ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 @dataclass
 class HardNegatives:
-    """The hierarchical negatives of a batch of ``B`` positives.
+    """The negatives of a batch of ``B`` positives, for the user's loss.
 
     Attributes:
-        groups: One :class:`~dhns_geo.negatives.Negatives` per active level
-            (hardest first): generated ``[B, 3, d]`` heads and tails of
-            ``(h~, r, t)``, ``(h, r, t~)``, ``(h~, r, t~)``, with the level's
-            margin factor and NTAT loss weight.
+        groups: The sampler's :class:`~dhns_geo.negatives.Negatives`. Of
+            :class:`OnlineDHNS`: one per active level (hardest first),
+            generated ``[B, 3, d]`` heads and tails of ``(h~, r, t)``,
+            ``(h, r, t~)``, ``(h~, r, t~)``, with the level's margin factor
+            and NTAT loss weight; of :class:`OnlineSampler`: the sampler's
+            entity ids with their corrupted side.
         head: ``[B, d]`` the positives' head embeddings (the model's graph).
         relation: ``[B, d_r]`` their relation embeddings.
         tail: ``[B, d]`` their tail embeddings.
@@ -83,10 +85,14 @@ class HardNegatives:
         return torch.cat(heads, 1), torch.cat(tails, 1)
 
     def scores(self, score_fn: ScoreFn | None = None) -> Tensor:
-        """``[B, K]`` scores of the negatives by ``score_fn`` (default: the
-        adapter's score, equal to the model's own)."""
-        fn = score_fn or self.adapter.score
-        return torch.cat([g.score(fn, self.head, self.relation, self.tail,
+        """``[B, K]`` scores of the negatives by the adapter's interaction
+        (equal to the model's own score), or by ``score_fn`` (generated
+        groups only: ``score_fn(heads, relation, tails)``)."""
+        if score_fn is None:
+            return torch.cat([g.score(self.adapter.scorer, self.head, self.relation,
+                                      self.tail, self.adapter) for g in self.groups],
+                             dim=1) + self.adapter.offset
+        return torch.cat([g.score(score_fn, self.head, self.relation, self.tail,
                                   self.adapter) for g in self.groups], dim=1)
 
     def loss(self, positive: Tensor | None = None,
@@ -109,7 +115,78 @@ class HardNegatives:
         return total
 
 
-class OnlineDHNS(nn.Module):
+class SeededSampler(nn.Module):
+    """A sampler of a user's loop with its own random stream, seeded once;
+    the stream is part of the state dict, so a resumed loop draws what an
+    uninterrupted one would."""
+
+    sampler: NegativeSampler
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+
+    def get_extra_state(self) -> dict:
+        g = self._generator
+        return {"generator": None if g is None else g.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        if state.get("generator") is not None:
+            tensors = [*self.sampler.parameters(), *self.sampler.buffers()]
+            device = tensors[0].device if tensors else torch.device("cpu")
+            self.generator(device).set_state(state["generator"])
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The sampler's random generator on ``device`` (seeded once)."""
+        if self._generator is None or self._generator.device.type != device.type:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
+
+
+class OnlineSampler(SeededSampler):
+    """Any model-agnostic sampler of :mod:`dhns_geo.sampling` in a user's
+    loop (uniform, Bernoulli, NSCaching, SANS, KBGAN): each call draws the
+    sampler's negatives of a batch for the model as it is now (a stateful
+    sampler refreshes its cache or trains its generator, as in dhns-geo's
+    loop) and returns them with the loss to add.
+
+    In a PyG loop::
+
+        adapter = KGEAdapter.from_pyg(model)
+        online = OnlineSampler(NSCachingSampler(N, train, 64, torch.full((R,), 0.5)))
+        for head_index, rel_type, tail_index in loader:
+            negatives = online(adapter, head_index, rel_type, tail_index)
+            loss = negatives.loss()          # positives and negatives, one loss
+            ...
+
+    Args:
+        sampler: The sampler (its ``num_negatives`` per positive).
+        loss: The loss of positives against the negatives (default: the
+            self-adversarial logistic loss, temperature 1, margin 0: on
+            logits such as PyG's DistMult and ComplEx scores, or RotatE's,
+            whose margin is in its score).
+        seed: Seed of the sampler's random generator.
+    """
+
+    def __init__(self, sampler: NegativeSampler, loss: KGELoss | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(seed)
+        self.sampler = sampler
+        self.loss_fn = loss if loss is not None else KGELoss("self-adversarial", margin=0.0)
+
+    def forward(self, adapter: KGEAdapter, head_index: Tensor, rel_type: Tensor,
+                tail_index: Tensor) -> HardNegatives:
+        """The sampler's negatives of the positives ``[B]`` ids."""
+        positives = torch.stack([head_index, rel_type, tail_index], 1)
+        groups = self.sampler.sample(positives, adapter, adapter,
+                                     self.generator(positives.device))
+        return HardNegatives(groups, adapter.entities(head_index),
+                             adapter.relations(rel_type), adapter.entities(tail_index),
+                             adapter, self.loss_fn)
+
+
+class OnlineDHNS(SeededSampler):
     """DHNS for any model: DiffHEG, trained on the model's detached
     embeddings as it learns, and its hierarchical negatives.
 
@@ -131,7 +208,7 @@ class OnlineDHNS(nn.Module):
 
     def __init__(self, dim: int, num_modalities: int = 1, mu: float = 1.0,
                  loss: KGELoss | None = None, seed: int = 0, **options: Any) -> None:
-        super().__init__()
+        super().__init__(seed)
         if options.get("generator_grad", "detached") != "detached":
             raise DHNSError("OnlineDHNS trains its generator on detached embeddings "
                             "(generator_grad='detached'); the authors' gradient into "
@@ -139,8 +216,6 @@ class OnlineDHNS(nn.Module):
         self.sampler = DHNSSampler(NegativeSampler(), num_modalities, dim, mu=mu,
                                    **options)
         self.loss_fn = loss if loss is not None else KGELoss("margin", margin=1.0)
-        self.seed = seed
-        self._generator: torch.Generator | None = None
         self.generator_loss: Tensor | None = None
 
     @classmethod
@@ -148,27 +223,10 @@ class OnlineDHNS(nn.Module):
         """A sampler sized for ``adapter``'s embeddings, on its device."""
         return cls(adapter.dim, adapter.num_modalities, **options).to(adapter.device)
 
-    # The random stream is part of the state dict: a resumed loop draws
-    # what an uninterrupted one would.
-    def get_extra_state(self) -> dict:
-        g = self._generator
-        return {"generator": None if g is None else g.get_state()}
-
-    def set_extra_state(self, state: dict) -> None:
-        if state.get("generator") is not None:
-            device = next(self.sampler.diffheg.parameters()).device
-            self.generator(device).set_state(state["generator"])
-
     @property
     def levels(self) -> list[int]:
         """Diffusion steps of the active levels, hardest first."""
         return [self.sampler.levels[i] for i in self.sampler.active_levels]
-
-    def generator(self, device: torch.device) -> torch.Generator:
-        """The sampler's random generator on ``device`` (seeded once)."""
-        if self._generator is None or self._generator.device.type != device.type:
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generator
 
     def forward(self, adapter: KGEAdapter, head_index: Tensor, rel_type: Tensor,
                 tail_index: Tensor) -> HardNegatives:

@@ -381,28 +381,49 @@ def test_a_sampler_in_eval_mode_draws_without_changing_its_state(toy, name):
     assert not all(torch.equal(before[k], sampler.state_dict()[k]) for k in before)
 
 
-def test_model_agnostic_samplers_serve_a_pyg_model():
-    from torch_geometric.nn.kge import DistMult as PyGDistMult
+@pytest.mark.parametrize("kind", ["DistMult", "RotatE"])
+def test_model_agnostic_samplers_serve_a_pyg_model(kind):
+    import copy
+
+    import torch_geometric.nn.kge as pyg_kge
 
     from dhns_geo.adapters import KGEAdapter
-    from dhns_geo.sampling.nscaching import NSCachingSampler
-    from dhns_geo.sampling.sans import SANSSampler
+    from dhns_geo.losses import KGELoss
+    from dhns_geo.online import OnlineSampler
 
-    train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3], [3, 1, 4], [4, 0, 0]])
-    model = PyGDistMult(5, 2, 8)
+    g = torch.Generator().manual_seed(0)
+    train = torch.stack([torch.randint(0, 40, (64,), generator=g),
+                         torch.randint(0, 3, (64,), generator=g),
+                         torch.randint(0, 40, (64,), generator=g)], 1)
+    torch.manual_seed(0)
+    model = getattr(pyg_kge, kind)(40, 3, 8)
     adapter = KGEAdapter.from_pyg(model)
-    samplers = [NSCachingSampler(5, train, 3, torch.full((2,), 0.5), 2, 2),
-                SANSSampler(5, k_hop(train, 5, 1), 3, 2),
-                KBGANSampler(5, 2, 3, torch.full((2,), 0.5), candidates=3)]
-    for sampler in samplers:
-        neg, = sampler.sample(train, adapter, adapter, torch.Generator().manual_seed(0))
-        scores = model(neg.head.reshape(-1), train[:, 1:2].expand(5, 3).reshape(-1),
-                       neg.tail.reshape(-1)).view(5, 3)
-        pos = model(train[:, 0], train[:, 1], train[:, 2])
-        loss = torch.nn.functional.softplus(scores).mean() + torch.nn.functional.softplus(-pos).mean()
-        loss.backward()
-        assert model.node_emb.weight.grad is not None
+    samplers = {"nscaching": NSCachingSampler(40, train, 5, torch.full((3,), 0.5), 4, 4),
+                "sans": SANSSampler(40, k_hop(train, 40, 2), 5, 3),
+                "kbgan": KBGANSampler(40, 3, 5, torch.full((3,), 0.5), candidates=3)}
+    h, r, t = train.T
+    for name, sampler in samplers.items():
+        online = OnlineSampler(sampler, seed=1)
+        before = copy.deepcopy(online.state_dict())
+        negatives = online(adapter, h, r, t)
+        group, = negatives.groups
+        # the scores are the PyG model's own scores of the negative triples
+        with torch.no_grad():
+            own = model(group.head.reshape(-1), r.repeat_interleave(5), group.tail.reshape(-1))
+        torch.testing.assert_close(negatives.scores().detach().view(-1), own, msg=name)
+        # the loss is the self-adversarial loss of those scores, and trains the model
+        pos = model(h, r, t)
+        expected = KGELoss("self-adversarial", margin=0.0)(pos, negatives.scores(), 1.0,
+                                                          group.weight)
+        torch.testing.assert_close(negatives.loss(), expected)
+        negatives.loss().backward()
+        assert model.node_emb.weight.grad.abs().sum() > 0
         model.zero_grad()
+        # a resumed sampler draws what the uninterrupted one drew
+        resumed = OnlineSampler(copy.deepcopy(sampler), seed=1)
+        resumed.load_state_dict(before)
+        again, = resumed(adapter, h, r, t).groups
+        assert torch.equal(again.head, group.head) and torch.equal(again.tail, group.tail), name
 
 
 def test_dhns_samplers_lists_every_sampler_with_its_paper(capsys):
