@@ -1,7 +1,11 @@
-"""PyG's own KGE models on FB15k-237 with PyG's random negatives against
-DHNS negatives (:class:`dhns_geo.online.OnlineDHNS`), at PyG's example
-settings (``examples/kge_fb15k_237.py``: 50 hidden channels, batch 1000,
-its optimiser per model, RotatE margin 9).
+"""PyG's own KGE models on FB15k-237 with PyG's random negatives (one per
+positive, ``model.loss``) alone, or plus the loss of DHNS negatives
+(:class:`dhns_geo.online.OnlineDHNS`) or of ``--k`` negatives per positive
+from a sampler of the registry with self-adversarial weights
+(:class:`dhns_geo.online.OnlineSampler`: ``uniform`` tells more negatives
+apart from harder ones, ``nscaching``, ``sans``), at PyG's example settings
+(``examples/kge_fb15k_237.py``: 50 hidden channels, batch 1000, its
+optimiser per model, RotatE margin 9).
 
     python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
@@ -18,8 +22,8 @@ test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
 ``last.pt`` from which an interrupted run resumes (and a finished one
 continues when ``--epochs`` grows). ``report`` writes
 ``benchmarks/results/pyg-dhns/``: ``runs.csv`` (every run's command),
-``paired.md`` (DHNS - random per model and budget, seed-paired, bootstrap
-interval, and the ratio of the runs' median epoch times, measured side by
+``paired.md`` (each negatives - random per model and budget, seed-paired,
+bootstrap interval, and the ratio of the runs' median epoch times, measured side by
 side) and ``curves.png``; ``time`` writes ``epoch-time.md``, the seconds per
 epoch of each model and negatives alone on the machine (one thread).
 """
@@ -68,7 +72,32 @@ def triples_of(data) -> torch.Tensor:
 def command(args: argparse.Namespace, model: str, negatives: str, seed: int) -> str:
     return (f"python benchmarks/pyg_dhns.py run --root DATA --models {model} "
             f"--negatives {negatives} --seeds {seed} --epochs {args.epochs} "
-            f"--eval-every {args.eval_every} --mu {args.mu} --share {args.share}")
+            f"--eval-every {args.eval_every} --mu {args.mu} --share {args.share}"
+            + (f" --k {args.k}" if negatives in SAMPLERS else ""))
+
+
+#: The registry's samplers a run adds to PyG's loss, each with ``--k``
+#: negatives per positive (SANS filtered, as it always is).
+SAMPLERS = ("uniform", "nscaching", "sans")
+
+
+def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: int):
+    """What a run adds to PyG's ``model.loss``: ``None`` (``random``),
+    ``OnlineDHNS`` or an ``OnlineSampler``."""
+    from dhns_geo.data.filter import FilterIndex
+    from dhns_geo.online import OnlineDHNS, OnlineSampler
+    from dhns_geo.sampling import NSCachingSampler, SANSSampler, UniformSampler
+    from dhns_geo.sampling.sans import k_hop
+    if kind == "dhns":
+        return OnlineDHNS.for_model(adapter, mu=args.mu, seed=seed, share=args.share)
+    if kind == "random":
+        return None
+    n, r, triples = train.num_nodes, train.num_edge_types, triples_of(train)
+    sampler = (UniformSampler(n, r, args.k) if kind == "uniform" else
+               NSCachingSampler(n, triples, args.k, torch.full((r,), 0.5))
+               if kind == "nscaching" else
+               SANSSampler(n, k_hop(triples, n, 2), args.k, r, FilterIndex(triples, n, r)))
+    return OnlineSampler(sampler, seed=seed)
 
 
 class Run:
@@ -77,7 +106,6 @@ class Run:
     def __init__(self, args: argparse.Namespace, model: str, negatives: str, seed: int):
         import torch_geometric.nn as pyg_nn
         from dhns_geo.adapters import KGEAdapter
-        from dhns_geo.online import OnlineDHNS
 
         self.args, self.name = args, f"{model}-{negatives}-seed{seed}"
         self.dir = args.runs / self.name
@@ -93,9 +121,7 @@ class Run:
         self.model = cls(self.train.num_nodes, self.train.num_edge_types, 50, **model_args)
         self.optimizer = getattr(torch.optim, opt)(self.model.parameters(), **opt_args)
         self.adapter = KGEAdapter.from_pyg(self.model)
-        self.dhns = (OnlineDHNS.for_model(self.adapter, mu=args.mu, seed=seed,
-                                          share=args.share)
-                     if negatives == "dhns" else None)
+        self.extra = extra_negatives(negatives, self.adapter, self.train, args, seed)
         self.epoch, self.history, self.best = 0, [], (-1.0, 0, None)
         self.loader = self.model.loader(head_index=self.train.edge_index[0],
                                         rel_type=self.train.edge_type,
@@ -104,24 +130,24 @@ class Run:
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "dhns": self.dhns.state_dict() if self.dhns else None, "epoch": self.epoch,
+                "dhns": self.extra.state_dict() if self.extra else None, "epoch": self.epoch,
                 "history": self.history, "best": self.best, "rng": torch.get_rng_state()}
 
     def resume(self) -> None:
         state = load_checkpoint(self.dir / "last.pt")     # data only, nothing in it runs
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.dhns:           # runs saved before the sampler kept its random stream
-            self.dhns.load_state_dict(state["dhns"], strict="_extra_state" in state["dhns"])
+        if self.extra:          # runs saved before the sampler kept its random stream
+            self.extra.load_state_dict(state["dhns"], strict="_extra_state" in state["dhns"])
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
         torch.set_rng_state(state["rng"])
 
     def step(self, head_index, rel_type, tail_index) -> torch.Tensor:
-        """One step of PyG's loop: ``model.loss`` (plus DHNS's loss)."""
+        """One step of PyG's loop: ``model.loss`` (plus the extra negatives' loss)."""
         self.optimizer.zero_grad()
         loss = self.model.loss(head_index, rel_type, tail_index)
-        if self.dhns is not None:
-            loss = loss + self.dhns(self.adapter, head_index, rel_type, tail_index).loss()
+        if self.extra is not None:
+            loss = loss + self.extra(self.adapter, head_index, rel_type, tail_index).loss()
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -213,23 +239,25 @@ def row_of(path: Path) -> dict:
 
 
 def paired_table(rows: list[dict]) -> str:
-    lines = ["| PyG model | epochs | seeds | test MRR, random | test MRR, DHNS | DHNS − random "
-             "[95 % interval] | per seed | epoch time, DHNS / random |",
-             "| --- " * 8 + "|"]
+    lines = ["| PyG model | epochs | negatives | seeds | test MRR, random | test MRR | − random "
+             "[95 % interval] | per seed | epoch time / random |",
+             "| --- " * 9 + "|"]
     for model in SETTINGS:
         for epochs in sorted({r["epochs"] for r in rows}):
             same = [r for r in rows if r["model"] == model and r["epochs"] == epochs]
             base = {r["seed"]: r for r in same if r["negatives"] == "random"}
-            mine = [r for r in same if r["negatives"] == "dhns" and r["seed"] in base]
-            if mine:
-                lines.append(paired_row(model, epochs, mine, [base[r["seed"]] for r in mine]))
+            for negatives in ("dhns", *SAMPLERS):
+                mine = [r for r in same if r["negatives"] == negatives and r["seed"] in base]
+                if mine:
+                    lines.append(paired_row(f"{model} | {epochs} | {negatives}", mine,
+                                            [base[r["seed"]] for r in mine]))
     return "\n".join(lines) + "\n"
 
 
-def paired_row(model: str, epochs: int, mine: list[dict], base: list[dict]) -> str:
+def paired_row(key: str, mine: list[dict], base: list[dict]) -> str:
     d = paired.paired_difference([r["dir"] for r in mine], [r["dir"] for r in base])
     ratio = statistics.fmean(m["epoch_s"] / b["epoch_s"] for m, b in zip(mine, base))
-    return (f"| {model} | {epochs} | {len(mine)} | "
+    return (f"| {key} | {len(mine)} | "
             f"{statistics.fmean(r['test_mrr'] for r in base):.4f} | "
             f"{statistics.fmean(r['test_mrr'] for r in mine):.4f} | "
             f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
@@ -246,7 +274,7 @@ def plot(rows: list[dict], path: Path) -> None:
     paired.plot_curves([r["dir"] for r in shown],
                        [f"{r['model']} {r['negatives']} s{r['seed']}" for r in shown], path,
                        "FB15k-237, PyG's example settings; dot: plateau",
-                       ["-" if r["negatives"] == "dhns" else "--" for r in shown])
+                       ["--" if r["negatives"] == "random" else "-" for r in shown])
 
 
 def time_steps(args: argparse.Namespace) -> None:
@@ -279,7 +307,8 @@ def main() -> None:
     run.add_argument("--root", type=Path, required=True)
     run.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
     run.add_argument("--negatives", nargs="+", default=["random", "dhns"],
-                     choices=["random", "dhns"])
+                     choices=["random", "dhns", *SAMPLERS])
+    run.add_argument("--k", type=int, default=64, help="negatives per positive of a sampler")
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     run.add_argument("--epochs", type=int, default=60)
     run.add_argument("--eval-every", type=int, default=5)
