@@ -128,8 +128,7 @@ def cost_notice(config: TrainConfig, data: HeteroData) -> str | None:
     entry = SAMPLERS[config.sampler]
     shared = config.shared_negatives and entry.cost_shared is not None
     cost = entry.cost_shared if shared else entry.cost
-    if config.training == "negatives" and cost > 3 and not (
-            config.sampler == "dhns" and config.dhns_share < 1):
+    if config.training == "negatives" and cost > 3 and not entry.cheaper_chosen(config):
         against = ("the shared pool of uniform negatives" if shared
                    else "self-adversarial uniform negatives")
         return (f"notice: --sampler {config.sampler} costs about {cost:g}x the epoch of "

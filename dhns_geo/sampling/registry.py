@@ -48,6 +48,8 @@ class SamplerEntry:
         cost_shared: The same against uniform negatives from the pool
             shared by the batch (the library default), for samplers that
             draw such a pool.
+        cheaper_chosen: ``config -> bool``: the run already takes the
+            ``cheaper`` option (no notice then).
     """
 
     build: Callable[["TrainConfig", "HeteroData"], NegativeSampler]
@@ -58,6 +60,7 @@ class SamplerEntry:
     measured: str = MEASURED
     cheaper: str = ""
     cost_shared: float | None = None
+    cheaper_chosen: Callable[["TrainConfig"], bool] = lambda config: False
 
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -78,7 +81,8 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "mans": SamplerEntry(MANSSampler.from_config, "Zhang, Chen & Zhang, IJCNN 2023 (arXiv 2304.11618)",
                          "the positive's structure with another entity's modality embeddings",
                          model_agnostic=False, cost=3.55,
-                         cheaper="--mans-variant h mixes a --mans-beta share of the negatives"),
+                         cheaper="--mans-variant h mixes a --mans-beta share of the negatives",
+                         cheaper_chosen=lambda config: config.mans_variant == "h"),
     "mmrns": SamplerEntry(MMRNSSampler.from_config, "Xu et al., ACM MM 2022",
                           "relation-guided cross-modal similarity, Gumbel top-K draws",
                           model_agnostic=False, cost=1.37),
@@ -86,7 +90,8 @@ SAMPLERS: dict[str, SamplerEntry] = {
                          "diffusion-generated entities at graded hardness levels",
                          cost=2.68, cost_shared=8.0,
                          cheaper="--dhns-share 0.25 generates for a quarter of each batch "
-                                 "(2.7x the shared pool's epoch)"),
+                                 "(2.7x the shared pool's epoch)",
+                         cheaper_chosen=lambda config: config.dhns_share < 1),
 }
 
 
