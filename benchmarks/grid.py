@@ -38,11 +38,13 @@ def train_command(cfg: TrainConfig, run_dir: Path,
 
 
 def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
-    """Trains (or resumes, or reuses) one run; returns its :func:`folder_row`."""
-    if not (run_dir / "metrics.json").is_file():
+    """Trains (or resumes, extends to ``cfg.epochs``, or reuses) one run;
+    returns its :func:`folder_row`."""
+    if not (run_dir / "metrics.json").is_file() or read_run_config(run_dir)[0].epochs < cfg.epochs:
         resume = (run_dir / "config.json").is_file()
         start = time.perf_counter()
         run_training(cfg, run_dir, resume=resume, progress=False,
+                     epochs=cfg.epochs if resume else None,
                      log=lambda line: print(f"[{tag}] {line}", flush=True))
         (run_dir / "wall.json").write_text(json.dumps(
             {"seconds": time.perf_counter() - start, "resumed": resume}))

@@ -309,6 +309,24 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
 
 
+def extend_run(run_dir: Path, epochs: int) -> None:
+    """Raises the epoch budget in a run folder's ``config.json`` to
+    ``epochs``: a resumed run, finished or not, then trains on from its last
+    checkpoint to the new budget. Each earlier budget is kept in the list
+    ``extended_from``; a smaller budget is refused."""
+    read_run_config(run_dir)                                 # a valid run folder
+    path = Path(run_dir) / "config.json"
+    payload = read_json(path)
+    before = payload["config"]["epochs"]
+    if epochs < before:
+        raise DHNSError(f"{run_dir}: the run has a budget of {before} epochs; "
+                        f"--epochs {epochs} would shorten it (a run is extended only)")
+    if epochs > before:
+        payload["config"]["epochs"] = epochs
+        payload["extended_from"] = [*payload.get("extended_from", []), before]
+        atomic_write_text(json.dumps(payload, indent=2), path)
+
+
 def check_run_data(run_dir: Path, config: TrainConfig, facts: dict,
                    data: HeteroData) -> None:
     """Fails when the dataset no longer matches what the run was trained on

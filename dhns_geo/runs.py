@@ -22,7 +22,7 @@ from dhns_geo.distributed import (init_distributed, is_main_process,
                                   launched_by_torchrun, shutdown_distributed)
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.nn import KGCModel
-from dhns_geo.run_folder import (RunLock, check_run_data, load_checkpoint,
+from dhns_geo.run_folder import (RunLock, check_run_data, extend_run, load_checkpoint,
                                  read_run_config, remove_stale_temporaries,
                                  run_facts, write_run_config)
 from dhns_geo.sharding import full_table_of_run
@@ -50,9 +50,11 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
                  log: Callable[[str], None] | None = None,
                  progress: bool | None = None,
                  callbacks: Iterable[Callable[[Trainer, dict], None]] = (),
-                 test: bool = True) -> dict:
+                 test: bool = True, epochs: int | None = None) -> dict:
     """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
-    metrics of the best model (on test too unless ``test`` is false)."""
+    metrics of the best model (on test too unless ``test`` is false).
+    Resuming with ``epochs`` raises the run's budget first
+    (:func:`~dhns_geo.run_folder.extend_run`): a finished run trains on."""
     run_dir = Path(run_dir)
     if not resume:
         check_inputs(config)                   # before the folder is made
@@ -61,6 +63,8 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     try:
         if writer:
             remove_stale_temporaries(run_dir)
+            if resume and epochs is not None:
+                extend_run(run_dir, epochs)
         return _train_locked(config, run_dir, resume, log, progress, callbacks, test)
     finally:
         if lock is not None:

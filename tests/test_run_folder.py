@@ -208,3 +208,20 @@ def test_training_stops_on_nonfinite_loss(tmp_path):
     last = load_checkpoint(run_dir / "last.pt")
     assert last["loop"]["epoch"] == 2
     assert all(torch.isfinite(v).all() for v in last["model"].values())
+
+
+def test_a_finished_run_extended_to_more_epochs_equals_the_longer_run(tmp_path, reference,
+                                                                      capsys):
+    run_dir = tmp_path / "run"
+    run_training(TrainConfig(**{**OPTIONS, "epochs": 2}), run_dir, **QUIET)
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--epochs", "4",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    assert json.loads((run_dir / "metrics.json").read_text()) | {"provenance": None} == \
+        reference[0] | {"provenance": None}
+    payload = json.loads((run_dir / "config.json").read_text())
+    assert payload["config"]["epochs"] == 4 and payload["extended_from"] == [2]
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--epochs", "3"], capsys)
+    assert code != 0 and "would shorten it" in err
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--lr", "0.1"], capsys)
+    assert code != 0 and "--epochs extends it" in err
