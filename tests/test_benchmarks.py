@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import importlib
 import importlib.util
 import shlex
@@ -180,6 +181,16 @@ def test_samplers_grid_names_its_runs_and_prints_commands_that_rebuild_them(
             assert seen[-1] == (config, tmp_path / name)     # the same run, rebuilt
     assert grid.parse_run_name("MKG-Y-unknown-seed0") is None
     assert grid.parse_run_name("MKG-Y-rw-sans-seed1") == ("MKG-Y", "rw-sans", 1)
+
+
+def test_the_sampler_preset_is_the_measured_configuration(monkeypatch):
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.presets import PRESETS
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    measured = load_script("samplers").config_of("MKG-W", "nscaching-filtered", 0, "DATA")
+    preset = TrainConfig(**PRESETS["rotate-nscaching-mkg-w"].values, root="DATA", seed=0)
+    assert preset == dataclasses.replace(measured, features="none")   # MKG-W has none offline
 
 
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
