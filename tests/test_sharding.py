@@ -199,12 +199,16 @@ def test_two_gloo_ranks_with_a_sharded_table_equal_one_process(tmp_path, extra, 
     assert [r["id"] for r in top[out]] == [r["id"] for r in top[tmp_path / "single"]]
     for a, b in zip(top[out], top[tmp_path / "single"]):
         assert a["score"] == pytest.approx(b["score"], abs=1e-3)
-    # ... and mines negatives from it (its generator trained on one machine).
-    code, printed, err = run_cli(["sample-negatives", str(out), "--limit", "2", "--k",
-                                  "1", "--levels", "5", "--generator-epochs", "1",
-                                  "--no-progress"], capsys)
+    # ... and mines negatives from it (its generator trained on one machine),
+    code, printed, err = run_cli(["sample-negatives", str(out), "--negatives", "dhns",
+                                  "--limit", "2", "--k", "1", "--levels", "5",
+                                  "--generator-epochs", "1", "--no-progress"], capsys)
     assert code == 0, err
     assert len(printed.strip().splitlines()) == 1 + 2 * 2          # header + rows
+    # ... or shows its own sampler's draws.
+    code, printed, err = run_cli(["sample-negatives", str(out), "--limit", "2"], capsys)
+    assert code == 0, err
+    assert printed.splitlines()[0].split("\t")[3] == "sampler" and len(printed.splitlines()) > 2
     # Rewound to epoch 1 (as if stopped there), --resume trains epoch 2 again
     # from the shards' rows and optimizer state, to the same model: on the
     # same 2 ranks, and on 1 (which reads its rows from both shards).
