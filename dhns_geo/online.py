@@ -88,12 +88,10 @@ class HardNegatives:
         """``[B, K]`` scores of the negatives by the adapter's interaction
         (equal to the model's own score), or by ``score_fn`` (generated
         groups only: ``score_fn(heads, relation, tails)``)."""
-        if score_fn is None:
-            return torch.cat([g.score(self.adapter.scorer, self.head, self.relation,
-                                      self.tail, self.adapter) for g in self.groups],
-                             dim=1) + self.adapter.offset
-        return torch.cat([g.score(score_fn, self.head, self.relation, self.tail,
-                                  self.adapter) for g in self.groups], dim=1)
+        scorer, offset = ((self.adapter.scorer, self.adapter.offset) if score_fn is None
+                          else (score_fn, 0.0))
+        return torch.cat([g.score(scorer, self.head, self.relation, self.tail, self.adapter)
+                          for g in self.groups], dim=1) + offset
 
     def loss(self, positive: Tensor | None = None,
              scores: Tensor | None = None) -> Tensor:
