@@ -122,37 +122,41 @@ def _trained_generator(config, data, model, checkpoint, epochs: int,
     return sampler
 
 
+def _write_tsv(handle, positives, columns: dict, header: list[str], row) -> int:
+    """Writes a TSV of negatives, one line per entry of ``columns`` (equal
+    length tensors with a ``positive`` row index): the positive's ``head
+    relation tail``, then ``row(entry)`` (``entry``: one value per column).
+    Returns the number of lines after the header."""
+    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+    writer.writerow(["head", "relation", "tail", *header])
+    pos = positives.cpu().tolist()
+    cols = {c: v.cpu().tolist() for c, v in columns.items()}
+    for values in zip(*cols.values()):
+        entry = dict(zip(cols, values))
+        writer.writerow([*pos[entry["positive"]], *row(entry)])
+    return len(cols["positive"])
+
+
 def _write_rows(handle, positives, mined: dict, sampler: DHNSSampler,
                 names: list[str]) -> int:
     """Writes the TSV of mined negatives; returns their number."""
-    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-    writer.writerow(["head", "relation", "tail", "side", "position", "level",
-                     "step", "margin_factor", "rank", "negative_id",
-                     "negative_name", "distance"])
-    pos = positives.cpu()
-    cols = {c: v.cpu().tolist() for c, v in mined.items()}
-    for p, s, lvl, rank, e, dist in zip(*(cols[c] for c in (
-            "positive", "side", "level", "rank", "entity", "distance"))):
-        h, r, t = pos[p].tolist()
-        side, position = SIDES[s]
-        writer.writerow([h, r, t, side, position, lvl, sampler.levels[lvl],
-                         sampler.margin_factors[lvl], rank, e,
-                         names[e] if names else "", f"{dist:.6f}"])
-    return len(cols["entity"])
+    def row(e: dict) -> list:
+        side, position = SIDES[e["side"]]
+        return [side, position, e["level"], sampler.levels[e["level"]],
+                sampler.margin_factors[e["level"]], e["rank"], e["entity"],
+                names[e["entity"]] if names else "", f"{e['distance']:.6f}"]
+    return _write_tsv(handle, positives, mined,
+                      ["side", "position", "level", "step", "margin_factor", "rank",
+                       "negative_id", "negative_name", "distance"], row)
 
 
 def _write_drawn(handle, positives, drawn: dict, sampler: str, names: list[str]) -> int:
     """Writes the TSV of a sampler's drawn negatives; returns their number."""
-    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-    writer.writerow(["head", "relation", "tail", "sampler", "group", "side", "column",
-                     "negative_id", "negative_name", "embedding", "score", "weight"])
-    pos = positives.cpu()
-    cols = {c: v.cpu().tolist() for c, v in drawn.items()}
-    for p, group, side, column, e, emb, score, weight in zip(*(cols[c] for c in (
-            "positive", "group", "side", "column", "entity", "embedding", "score",
-            "weight"))):
-        h, r, t = pos[p].tolist()
-        writer.writerow([h, r, t, sampler, group, SIDE_NAMES[side], column,
-                         e if e >= 0 else "", names[e] if names and e >= 0 else "",
-                         int(emb), f"{score:.6f}", f"{weight:g}"])
-    return len(cols["entity"])
+    def row(e: dict) -> list:
+        known = e["entity"] >= 0                # an embedding made from no entity: -1
+        return [sampler, e["group"], SIDE_NAMES[e["side"]], e["column"],
+                e["entity"] if known else "", names[e["entity"]] if names and known else "",
+                int(e["embedding"]), f"{e['score']:.6f}", f"{e['weight']:g}"]
+    return _write_tsv(handle, positives, drawn,
+                      ["sampler", "group", "side", "column", "negative_id", "negative_name",
+                       "embedding", "score", "weight"], row)

@@ -283,6 +283,32 @@ def test_mans_variants_share_of_modality_negatives(toy):
     assert MANSSampler(1000, 10, 10, "a").modality_columns() is None
 
 
+def test_mans_adaptive_share_is_the_fraction_scored_harder(toy):
+    """MANS-A: the share of modality negatives is the fraction of the
+    batch's negatives that score higher mixed than plain, times K."""
+    config = small_config("mans", mans_variant="a", num_negatives=64)
+    model, sampler = build_model(config, toy), build_sampler(config, toy)
+    batch = split_triples(toy, "train")[:64]
+    table = model.encode()
+    g = torch.Generator().manual_seed(5)
+    is_head = torch.rand((64, 64), generator=g) < 0.5
+    drawn = torch.randint(0, 1000, (64, 64), generator=g)
+    mixed = sampler.mixed(batch, drawn, is_head, model, table)
+    h, r, t = batch.unbind(1)
+    rel = model.relations(r).unsqueeze(1)
+    kept_h, kept_t = table.fused(h).unsqueeze(1), table.fused(t).unsqueeze(1)
+    side = is_head.unsqueeze(-1)
+    plain_rows = table.entity(drawn)
+    by_hand = [model.scorer(torch.where(side, x, kept_h), rel, torch.where(side, kept_t, x))
+               for x in (plain_rows, mixed)]
+    sampler.num_negatives = 10_000      # a fine resolution of the share
+    expected = int(torch.round((by_hand[1] > by_hand[0]).float().mean() * 10_000))
+    with torch.no_grad():
+        share = sampler.adaptive_columns(model, table, batch, plain_rows, mixed, is_head)
+    assert share == expected and 0 < share < 10_000
+    assert share != 10_000 - share      # the comparison's direction matters here
+
+
 def test_mans_needs_modality_features(toy):
     with pytest.raises(Exception, match="no modality features"):
         build_sampler(small_config("mans", features="none"), toy)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.errors import DHNSError
-from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives,
+from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives, score_group,
                                     TableView, corrupted_sides,
                                     filter_with_fallback, with_sides)
 from dhns_geo.sampling.inputs import SamplerInputs, num_modalities
@@ -155,12 +155,11 @@ class MANSSampler(NegativeSampler):
         """MANS-A's share: the fraction of negatives that score higher as
         modality negatives than as uniform ones, times ``K``."""
         with torch.no_grad():
-            h, r, t = positives.unbind(1)
-            probe = Negatives(head=normal, tail=normal, corrupted_head=is_head)
-            args = (model.scorer, table.entity(h), model.relations(r), table.entity(t), table)
-            plain = probe.score(*args)
-            probe.head = probe.tail = mixed
-            harder = (probe.score(*args) > plain).float().mean()
+            plain = score_group(Negatives(head=normal, tail=normal, corrupted_head=is_head),
+                                model, table, positives)
+            modal = score_group(Negatives(head=mixed, tail=mixed, corrupted_head=is_head),
+                                model, table, positives)
+            harder = (modal > plain).float().mean()
         return int(torch.round(harder * self.num_negatives))
 
     @classmethod
