@@ -21,7 +21,7 @@ holds ``history.csv`` (epoch, seconds, loss, valid_mrr), ``ranks.pt`` (the
 test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
 ``last.pt`` from which an interrupted run resumes (and a finished one
 continues when ``--epochs`` grows). ``report`` writes
-``benchmarks/results/pyg-dhns/``: ``runs.csv`` (every run's command),
+``benchmarks/results/pyg-dhns/`` (or ``--results DIR``): ``runs.csv`` (every run's command),
 ``paired.md`` (each negatives - random per model and budget, seed-paired,
 bootstrap interval, and the ratio of the runs' median epoch times, measured side by
 side) and ``curves.png``; ``time`` writes ``epoch-time.md``, the seconds per
@@ -211,17 +211,17 @@ def run_one(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
     return run.name
 
 
-def report(roots: list[Path]) -> None:
-    """runs.csv, paired.md and curves.png of the finished runs under
-    ``roots`` (e.g. one folder per budget)."""
+def report(roots: list[Path], out: Path = RESULTS) -> None:
+    """runs.csv, paired.md and curves.png, in ``out``, of the finished runs
+    under ``roots`` (e.g. one folder per budget)."""
     rows = []
     for root in roots:
         for path in sorted(root.glob("*/result.json")):
             rows.append(row_of(path))
-    write_csv(RESULTS / "runs.csv", rows, FIELDS)
-    (RESULTS / "paired.md").write_text(paired_table(rows))
-    plot(rows, RESULTS / "curves.png")
-    print((RESULTS / "paired.md").read_text())
+    write_csv(out / "runs.csv", rows, FIELDS)
+    (out / "paired.md").write_text(paired_table(rows))
+    plot(rows, out / "curves.png")
+    print((out / "paired.md").read_text())
 
 
 def row_of(path: Path) -> dict:
@@ -317,6 +317,7 @@ def main() -> None:
                      help="share of each batch that DHNS generates for")
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
+    run.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
     timing = sub.add_parser("time")
     timing.add_argument("--root", type=Path, required=True)
     timing.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
@@ -327,9 +328,10 @@ def main() -> None:
     timing.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns-time"))
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/pyg-dhns")])
+    rep.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
     args = parser.parse_args()
     if args.command == "report":
-        return report(args.runs)
+        return report(args.runs, args.results)
     if args.command == "time":
         return time_steps(args)
     splits(args.root)                       # PyG processes the raw files once
@@ -339,7 +341,7 @@ def main() -> None:
             for m in args.models]
     for _, future in run_parallel({job[1:]: (run_one, job) for job in jobs}, args.workers):
         print(f"done {future.result()}", flush=True)
-    report([args.runs])
+    report([args.runs], args.results)
 
 
 if __name__ == "__main__":
