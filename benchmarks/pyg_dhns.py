@@ -16,7 +16,8 @@ optimiser per model, RotatE margin 9).
 ``test.txt``). A run trains PyG's loop (``model.loss``, plus
 ``OnlineDHNS(...).loss()`` for ``dhns``), evaluates filtered valid MRR
 (head and tail, :func:`dhns_geo.adapters.evaluate_model`) every
-``--eval-every`` epochs, and tests the best valid epoch. Each run folder
+``--eval-every`` epochs (stopping after ``--patience`` evaluations without
+gain, when given), and tests the best valid epoch. Each run folder
 holds ``history.csv`` (epoch, seconds, loss, valid_mrr), ``ranks.pt`` (the
 test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
 ``last.pt`` from which an interrupted run resumes (and a finished one
@@ -73,6 +74,7 @@ def command(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
     return (f"python benchmarks/pyg_dhns.py run --root DATA --models {model} "
             f"--negatives {negatives} --seeds {seed} --epochs {args.epochs} "
             f"--eval-every {args.eval_every} --mu {args.mu} --share {args.share}"
+            + (f" --patience {args.patience}" if args.patience else "")
             + (f" --k {args.k}" if negatives in SAMPLERS else ""))
 
 
@@ -169,7 +171,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         if (self.dir / "last.pt").is_file():
             self.resume()
-        while self.epoch < self.args.epochs:
+        while self.epoch < self.args.epochs and not self.stalled():
             start = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
@@ -185,6 +187,11 @@ class Run:
                       f"valid_mrr {row['valid_mrr']:.4f}", flush=True)
             self.history.append(row)
 
+    def stalled(self) -> bool:
+        """``--patience`` evaluations in a row without a better valid MRR."""
+        patience = self.args.patience * self.args.eval_every
+        return bool(patience) and self.epoch - self.best[1] >= patience
+
     def finish(self, command_line: str) -> None:
         from dhns_geo.provenance import provenance
         self.model.load_state_dict(self.best[2])
@@ -195,7 +202,8 @@ class Run:
             writer.writeheader()
             writer.writerows(self.history)
         atomic_save({"test": metrics.pop("ranks")}, self.dir / "ranks.pt")
-        result = {"epochs": self.epoch, "best_epoch": self.best[1], "valid_mrr": self.best[0], "test": metrics,
+        result = {"epochs": self.args.epochs, "trained_epochs": self.epoch,
+                  "best_epoch": self.best[1], "valid_mrr": self.best[0], "test": metrics,
                   "epoch_s": statistics.median(r["seconds"] for r in self.history),
                   "command": command_line, **provenance("cpu")}
         (self.dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -312,6 +320,9 @@ def main() -> None:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     run.add_argument("--epochs", type=int, default=60)
     run.add_argument("--eval-every", type=int, default=5)
+    run.add_argument("--patience", type=int, default=0,
+                     help="stop after this many evaluations without a better valid MRR "
+                          "(0: train every epoch of the budget)")
     run.add_argument("--mu", type=float, default=1.0)
     run.add_argument("--share", type=float, default=0.25,
                      help="share of each batch that DHNS generates for")
