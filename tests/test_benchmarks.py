@@ -191,6 +191,10 @@ def test_the_sampler_preset_is_the_measured_configuration(monkeypatch):
     measured = load_script("samplers").config_of("MKG-W", "nscaching-filtered", 0, "DATA")
     preset = TrainConfig(**PRESETS["rotate-nscaching-mkg-w"].values, root="DATA", seed=0)
     assert preset == dataclasses.replace(measured, features="none")   # MKG-W has none offline
+    measured = load_script("samplers").config_of("DB15K", "nscaching-filtered", 0, "DATA")
+    preset = TrainConfig(**PRESETS["rotate-nscaching-text-db15k"].values, root="DATA", seed=0)
+    # "auto" took the textual features that dhns features text computed.
+    assert preset == dataclasses.replace(measured, features="textual")
 
 
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
