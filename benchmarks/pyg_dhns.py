@@ -177,6 +177,7 @@ class Run:
             self.epoch += 1
             row = {"epoch": self.epoch, "seconds": time.perf_counter() - start,
                    "loss": loss, "valid_mrr": ""}
+            self.history.append(row)        # before the checkpoint that keeps it
             if self.epoch % self.args.eval_every == 0 or self.epoch == self.args.epochs:
                 row["valid_mrr"] = self.evaluate(self.valid)["mrr"]
                 if row["valid_mrr"] > self.best[0]:
@@ -185,7 +186,6 @@ class Run:
                 atomic_save(self.state(), self.dir / "last.pt")
                 print(f"[{self.name}] epoch {self.epoch} loss {loss:.4f} "
                       f"valid_mrr {row['valid_mrr']:.4f}", flush=True)
-            self.history.append(row)
 
     def stalled(self) -> bool:
         """``--patience`` evaluations in a row without a better valid MRR."""

@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import importlib
 import importlib.util
+import json
 import shlex
 import subprocess
 import sys
@@ -237,3 +238,45 @@ def test_every_results_row_says_what_produced_it():
             if not row.get("commit") or "--root /" in command or "--out /" in command:
                 missing.setdefault(str(path.relative_to(results)), []).append(row.get("run"))
     assert missing == {}
+
+
+def test_pyg_harness_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
+    """benchmarks/pyg_dhns.py: a run stopped after 2 epochs and extended to
+    4 has the uninterrupted run's history (every evaluation row kept) and
+    result; --patience stops a run that does not improve."""
+    import argparse
+
+    import torch
+    from torch_geometric.data import Data
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    pyg = load_script("pyg_dhns")
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        return Data(edge_index=torch.randint(0, 60, (2, n), generator=g),
+                    edge_type=torch.randint(0, 4, (n,), generator=g), num_nodes=60)
+    data = [split(600), split(40), split(40)]
+    monkeypatch.setattr(pyg, "splits", lambda root: data)
+
+    def run(runs, epochs, patience=0):
+        args = argparse.Namespace(root=tmp_path, runs=tmp_path / runs, epochs=epochs,
+                                  eval_every=1, patience=patience, mu=1.0, share=0.25, k=4)
+        pyg.run_one(args, "transe", "random", 0)
+        folder = args.runs / "transe-random-seed0"
+        return ((folder / "history.csv").read_text().splitlines(),
+                json.loads((folder / "result.json").read_text()))
+
+    whole = run("whole", 4)
+    run("parts", 2)
+    parts = run("parts", 4)
+    assert len(whole[0]) == 5 and all(line.split(",")[3] for line in whole[0][1:])
+    strip = [",".join(f for i, f in enumerate(line.split(",")) if i != 1)   # not seconds
+             for line in whole[0]]
+    assert strip == [",".join(f for i, f in enumerate(line.split(",")) if i != 1)
+                     for line in parts[0]]
+    assert whole[1]["valid_mrr"] == parts[1]["valid_mrr"]
+    # Patience 1: stops at the first evaluation without gain.
+    history, result = run("patient", 50, patience=1)
+    assert result["trained_epochs"] == result["best_epoch"] + 1 < 50
+    assert result["epochs"] == 50
