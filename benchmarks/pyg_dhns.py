@@ -11,6 +11,7 @@ optimiser per model, RotatE margin 9).
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
     python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns runs/pyg-dhns-200
     python benchmarks/pyg_dhns.py time --root DATA       # epoch time, alone on the machine
+    python benchmarks/pyg_dhns.py time --root DATA --models transe --negatives uniform nscaching sans
 
 ``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
 ``test.txt``). A run trains PyG's loop (``model.loss``, plus
@@ -286,25 +287,26 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def time_steps(args: argparse.Namespace) -> None:
-    """Seconds per training step of each model, PyG's random negatives
-    against DHNS, one thread, alone on the machine: ``epoch-time.md``."""
+    """Seconds per epoch of each model with each of ``--negatives`` (from
+    the median of ``--steps`` training steps), one thread, alone on the
+    machine: ``epoch-time.md``."""
     torch.set_num_threads(1)
-    lines = ["| PyG model | random: s / epoch | DHNS: s / epoch | DHNS / random |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| PyG model | negatives | s / epoch | × random |", "| --- | --- | --- | --- |"]
     for model in args.models:
         seconds = {}
-        for negatives in ("random", "dhns"):
+        for negatives in ("random", *[n for n in args.negatives if n != "random"]):
             run = Run(args, model, negatives, 0)
-            batches = iter(run.loader)
+            batches = (b for _ in iter(int, 1) for b in run.loader)      # epoch after epoch
+            steps = []
             for step in range(args.warmup + args.steps):
-                if step == args.warmup:
-                    start = time.perf_counter()
+                start = time.perf_counter()
                 run.step(*next(batches))
-            seconds[negatives] = (time.perf_counter() - start) / args.steps * len(run.loader)
-        lines.append(f"| {model} | {seconds['random']:.1f} | {seconds['dhns']:.1f} | "
-                     f"{seconds['dhns'] / seconds['random']:.2f}x |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "epoch-time.md").write_text("\n".join(lines) + "\n")
+                steps.append(time.perf_counter() - start)
+            seconds[negatives] = statistics.median(steps[args.warmup:]) * len(run.loader)
+            lines.append(f"| {model} | {negatives} | {seconds[negatives]:.1f} | "
+                         f"{seconds[negatives] / seconds['random']:.2f}x |")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "epoch-time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -337,6 +339,10 @@ def main() -> None:
     timing.add_argument("--mu", type=float, default=1.0)
     timing.add_argument("--share", type=float, default=0.25)
     timing.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns-time"))
+    timing.add_argument("--negatives", nargs="+", default=["random", "dhns"],
+                        choices=["random", "dhns", *SAMPLERS])
+    timing.add_argument("--k", type=int, default=64)
+    timing.add_argument("--results", type=Path, default=RESULTS, help="where the table goes")
     rep = sub.add_parser("report")
     rep.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/pyg-dhns")])
     rep.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")

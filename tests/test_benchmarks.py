@@ -280,3 +280,10 @@ def test_pyg_harness_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     history, result = run("patient", 50, patience=1)
     assert result["trained_epochs"] == result["best_epoch"] + 1 < 50
     assert result["epochs"] == 50
+    # The epoch-time table: one row per negatives, random first.
+    pyg.time_steps(argparse.Namespace(root=tmp_path, runs=tmp_path / "t", models=["transe"],
+                                      negatives=["uniform"], k=4, mu=1.0, share=0.25,
+                                      steps=3, warmup=1, results=tmp_path / "r"))
+    rows = (tmp_path / "r" / "epoch-time.md").read_text().splitlines()[2:]
+    assert [r.split(" | ")[1] for r in rows] == ["random", "uniform"]
+    assert rows[0].endswith("| 1.00x |")
