@@ -296,8 +296,7 @@ def time_steps(args: argparse.Namespace) -> None:
         seconds = {}
         for negatives in ("random", *[n for n in args.negatives if n != "random"]):
             run = Run(args, model, negatives, 0)
-            batches = (b for _ in iter(int, 1) for b in run.loader)      # epoch after epoch
-            steps = []
+            batches, steps = (b for _ in iter(int, 1) for b in run.loader), []  # endless
             for step in range(args.warmup + args.steps):
                 start = time.perf_counter()
                 run.step(*next(batches))
@@ -313,39 +312,32 @@ def time_steps(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run")
-    run.add_argument("--root", type=Path, required=True)
-    run.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
-    run.add_argument("--negatives", nargs="+", default=["random", "dhns"],
-                     choices=["random", "dhns", *SAMPLERS])
-    run.add_argument("--k", type=int, default=64, help="negatives per positive of a sampler")
+    results = argparse.ArgumentParser(add_help=False)     # every command's
+    results.add_argument("--results", type=Path, default=RESULTS, help="where tables go")
+    training = argparse.ArgumentParser(add_help=False)    # run's and time's
+    training.add_argument("--root", type=Path, required=True)
+    training.add_argument("--models", nargs="+", default=["rotate", "transe"],
+                          choices=list(SETTINGS))
+    training.add_argument("--negatives", nargs="+", default=["random", "dhns"],
+                          choices=["random", "dhns", *SAMPLERS])
+    training.add_argument("--k", type=int, default=64, help="negatives per positive of a sampler")
+    training.add_argument("--mu", type=float, default=1.0)
+    training.add_argument("--share", type=float, default=0.25,
+                          help="share of each batch that DHNS generates for")
+    run = sub.add_parser("run", parents=[training, results])
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     run.add_argument("--epochs", type=int, default=60)
     run.add_argument("--eval-every", type=int, default=5)
     run.add_argument("--patience", type=int, default=0,
-                     help="stop after this many evaluations without a better valid MRR "
-                          "(0: train every epoch of the budget)")
-    run.add_argument("--mu", type=float, default=1.0)
-    run.add_argument("--share", type=float, default=0.25,
-                     help="share of each batch that DHNS generates for")
+                     help="evaluations without gain before a run stops (0: never)")
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns"))
-    run.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
-    timing = sub.add_parser("time")
-    timing.add_argument("--root", type=Path, required=True)
-    timing.add_argument("--models", nargs="+", default=["rotate", "transe"], choices=list(SETTINGS))
+    timing = sub.add_parser("time", parents=[training, results])
     timing.add_argument("--steps", type=int, default=60)
     timing.add_argument("--warmup", type=int, default=5)
-    timing.add_argument("--mu", type=float, default=1.0)
-    timing.add_argument("--share", type=float, default=0.25)
     timing.add_argument("--runs", type=Path, default=Path("runs/pyg-dhns-time"))
-    timing.add_argument("--negatives", nargs="+", default=["random", "dhns"],
-                        choices=["random", "dhns", *SAMPLERS])
-    timing.add_argument("--k", type=int, default=64)
-    timing.add_argument("--results", type=Path, default=RESULTS, help="where the table goes")
-    rep = sub.add_parser("report")
+    rep = sub.add_parser("report", parents=[results])
     rep.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/pyg-dhns")])
-    rep.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
     args = parser.parse_args()
     if args.command == "report":
         return report(args.runs, args.results)
