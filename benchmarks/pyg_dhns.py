@@ -10,8 +10,7 @@ optimiser per model, RotatE margin 9).
     python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
     python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns runs/pyg-dhns-200
-    python benchmarks/pyg_dhns.py time --root DATA       # epoch time, alone on the machine
-    python benchmarks/pyg_dhns.py time --root DATA --models transe --negatives uniform nscaching sans
+    python benchmarks/pyg_dhns.py time --root DATA --negatives dhns uniform   # alone on the machine
 
 ``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
 ``test.txt``). A run trains PyG's loop (``model.loss``, plus

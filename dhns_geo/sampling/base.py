@@ -14,7 +14,7 @@ from dhns_geo.negatives import Negatives
 
 __all__ = ["NegativeSampler", "Negatives", "ModelView", "SelfTrainingSampler", "TableView",
            "candidate_scores", "corrupted_sides", "filter_with_fallback",
-           "gumbel_noise", "score_group", "with_sides"]
+           "gumbel_noise", "scoring_inputs", "with_sides"]
 
 
 class ModelView(Protocol):
@@ -39,14 +39,12 @@ class TableView(Protocol):
     def modalities(self, index: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
-def score_group(group: Negatives, model: ModelView, table: TableView,
-                positives: Tensor) -> Tensor:
-    """``[B, K]``: ``model``'s scores of ``group``'s negatives of
-    ``positives`` ``[B, 3]`` (a :meth:`Negatives.score` with the positives'
-    embeddings looked up)."""
+def scoring_inputs(model: ModelView, table: TableView, positives: Tensor) -> tuple:
+    """The arguments of :meth:`Negatives.score` for negatives of
+    ``positives`` ``[B, 3]``: ``(scorer, head, relation, tail, table)``,
+    looked up once for every group of the batch."""
     h, r, t = positives.unbind(1)
-    return group.score(model.scorer, table.entity(h), model.relations(r), table.entity(t),
-                       table)
+    return model.scorer, table.entity(h), model.relations(r), table.entity(t), table
 
 
 class NegativeSampler(nn.Module):

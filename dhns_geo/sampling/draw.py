@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from dhns_geo.negatives import Negatives
-from dhns_geo.sampling.base import ModelView, NegativeSampler, TableView, score_group
+from dhns_geo.sampling.base import ModelView, NegativeSampler, TableView, scoring_inputs
 
 #: The columns of :func:`draw_negatives`.
 COLUMNS = ("positive", "group", "column", "side", "entity", "embedding", "score",
@@ -40,9 +40,9 @@ def draw_negatives(sampler: NegativeSampler, model: ModelView, table: TableView,
     try:
         for start in range(0, positives.size(0), batch_size):
             batch = positives[start:start + batch_size]
+            args = scoring_inputs(model, table, batch)
             for g, group in enumerate(sampler.sample(batch, model, table, generator)):
-                scores = score_group(group, model, table, batch)
-                for name, column in _columns(group, scores, start, g).items():
+                for name, column in _columns(group, group.score(*args), start, g).items():
                     cols[name].append(column.reshape(-1))
     finally:
         sampler.train(was_training)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.errors import DHNSError
-from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives, score_group,
+from dhns_geo.sampling.base import (ModelView, NegativeSampler, Negatives, scoring_inputs,
                                     TableView, corrupted_sides,
                                     filter_with_fallback, with_sides)
 from dhns_geo.sampling.inputs import SamplerInputs, num_modalities
@@ -155,10 +155,9 @@ class MANSSampler(NegativeSampler):
         """MANS-A's share: the fraction of negatives that score higher as
         modality negatives than as uniform ones, times ``K``."""
         with torch.no_grad():
-            plain = score_group(Negatives(head=normal, tail=normal, corrupted_head=is_head),
-                                model, table, positives)
-            modal = score_group(Negatives(head=mixed, tail=mixed, corrupted_head=is_head),
-                                model, table, positives)
+            args = scoring_inputs(model, table, positives)
+            plain, modal = (Negatives(head=x, tail=x, corrupted_head=is_head).score(*args)
+                            for x in (normal, mixed))
             harder = (modal > plain).float().mean()
         return int(torch.round(harder * self.num_negatives))
 
