@@ -32,7 +32,6 @@ epoch of each model and negatives alone on the machine (one thread).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -79,14 +78,17 @@ def command(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
 
 
 #: The registry's samplers a run adds to PyG's loss, each with ``--k``
-#: negatives per positive (SANS filtered, as it always is).
-SAMPLERS = ("uniform", "nscaching", "sans")
+#: negatives per positive (SANS filtered, as it always is); ``X-margin``: with
+#: the margin ranking loss at the model's margin (PyG's TransE loss).
+SAMPLERS = tuple(s + loss for loss in ("", "-margin") for s in ("uniform", "nscaching", "sans"))
 
 
-def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: int):
+def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: int,
+                    margin: float = 1.0):
     """What a run adds to PyG's ``model.loss``: ``None`` (``random``),
     ``OnlineDHNS`` or an ``OnlineSampler``."""
     from dhns_geo.data.filter import FilterIndex
+    from dhns_geo.losses import KGELoss
     from dhns_geo.online import OnlineDHNS, OnlineSampler
     from dhns_geo.sampling import NSCachingSampler, SANSSampler, UniformSampler
     from dhns_geo.sampling.sans import k_hop
@@ -95,11 +97,13 @@ def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: i
     if kind == "random":
         return None
     n, r, triples = train.num_nodes, train.num_edge_types, triples_of(train)
-    sampler = (UniformSampler(n, r, args.k) if kind == "uniform" else
+    base = kind.removesuffix("-margin")
+    sampler = (UniformSampler(n, r, args.k) if base == "uniform" else
                NSCachingSampler(n, triples, args.k, torch.full((r,), 0.5))
-               if kind == "nscaching" else
+               if base == "nscaching" else
                SANSSampler(n, k_hop(triples, n, 2), args.k, r, FilterIndex(triples, n, r)))
-    return OnlineSampler(sampler, seed=seed)
+    loss = KGELoss("margin", margin) if kind != base else None
+    return OnlineSampler(sampler, loss, seed=seed)
 
 
 class Run:
@@ -123,7 +127,8 @@ class Run:
         self.model = cls(self.train.num_nodes, self.train.num_edge_types, 50, **model_args)
         self.optimizer = getattr(torch.optim, opt)(self.model.parameters(), **opt_args)
         self.adapter = KGEAdapter.from_pyg(self.model)
-        self.extra = extra_negatives(negatives, self.adapter, self.train, args, seed)
+        self.extra = extra_negatives(negatives, self.adapter, self.train, args, seed,
+                                     getattr(self.model, "margin", 1.0))
         self.epoch, self.history, self.best = 0, [], (-1.0, 0, None)
         self.loader = self.model.loader(head_index=self.train.edge_index[0],
                                         rel_type=self.train.edge_type,
@@ -196,11 +201,7 @@ class Run:
         from dhns_geo.provenance import provenance
         self.model.load_state_dict(self.best[2])
         metrics = self.evaluate(self.test, ranks=True)
-        with open(self.dir / "history.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, ["epoch", "seconds", "loss", "valid_mrr"],
-                                    lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.history)
+        write_csv(self.dir / "history.csv", self.history, ["epoch", "seconds", "loss", "valid_mrr"])
         atomic_save({"test": metrics.pop("ranks")}, self.dir / "ranks.pt")
         result = {"epochs": self.args.epochs, "trained_epochs": self.epoch,
                   "best_epoch": self.best[1], "valid_mrr": self.best[0], "test": metrics,
@@ -222,10 +223,7 @@ def run_one(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
 def report(roots: list[Path], out: Path = RESULTS) -> None:
     """runs.csv, paired.md and curves.png, in ``out``, of the finished runs
     under ``roots`` (e.g. one folder per budget)."""
-    rows = []
-    for root in roots:
-        for path in sorted(root.glob("*/result.json")):
-            rows.append(row_of(path))
+    rows = [row_of(path) for root in roots for path in sorted(root.glob("*/result.json"))]
     write_csv(out / "runs.csv", rows, FIELDS)
     (out / "paired.md").write_text(paired_table(rows))
     plot(rows, out / "curves.png")
@@ -234,7 +232,8 @@ def report(roots: list[Path], out: Path = RESULTS) -> None:
 
 def row_of(path: Path) -> dict:
     result = json.loads(path.read_text())
-    model, negatives, seed = path.parent.name.rsplit("-", 2)
+    model, rest = path.parent.name.split("-", 1)
+    negatives, seed = rest.rsplit("-", 1)
     return {"model": model, "negatives": negatives, "seed": int(seed[4:]),
             "epochs": result.get("epochs", 100), "run": path.parent.name,
             "best_epoch": result["best_epoch"], "valid_mrr": round(result["valid_mrr"], 4),

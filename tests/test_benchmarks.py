@@ -280,6 +280,19 @@ def test_pyg_harness_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     history, result = run("patient", 50, patience=1)
     assert result["trained_epochs"] == result["best_epoch"] + 1 < 50
     assert result["epochs"] == 50
+    # "X-margin": sampler X with the model's own margin ranking loss (TransE:
+    # margin 1); plain X keeps OnlineSampler's self-adversarial loss. A run's
+    # name parses back to its negatives.
+    args = argparse.Namespace(root=tmp_path, runs=tmp_path / "m", epochs=1, eval_every=1,
+                              patience=0, mu=1.0, share=0.25, k=4)
+    pyg.run_one(args, "transe", "nscaching-margin", 0)
+    row = pyg.row_of(args.runs / "transe-nscaching-margin-seed0" / "result.json")
+    assert (row["model"], row["negatives"], row["seed"]) == ("transe", "nscaching-margin", 0)
+    assert "--k 4" in row["command"]
+    run_ = pyg.Run(args, "transe", "nscaching-margin", 0)
+    assert (run_.extra.loss_fn.kind, run_.extra.loss_fn.margin) == ("margin", 1.0)
+    assert type(run_.extra.sampler).__name__ == "NSCachingSampler"
+    assert pyg.Run(args, "transe", "nscaching", 0).extra.loss_fn.kind == "self-adversarial"
     # The epoch-time table: one row per negatives, random first.
     pyg.time_steps(argparse.Namespace(root=tmp_path, runs=tmp_path / "t", models=["transe"],
                                       negatives=["uniform"], k=4, mu=1.0, share=0.25,
