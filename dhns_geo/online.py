@@ -163,7 +163,10 @@ class OnlineSampler(SeededSampler):
         loss: The loss of positives against the negatives (default: the
             self-adversarial logistic loss, temperature 1, margin 0: on
             logits such as PyG's DistMult and ComplEx scores, or RotatE's,
-            whose margin is in its score).
+            whose margin is in its score). For a distance such as PyG's
+            TransE score pass the model's own margin ranking loss,
+            ``KGELoss("margin", model.margin)``: with the default it trains
+            worse than PyG's random negatives alone.
         seed: Seed of the sampler's random generator.
     """
 
