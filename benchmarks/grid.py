@@ -37,15 +37,28 @@ def train_command(cfg: TrainConfig, run_dir: Path,
     return f"{command_line(cfg, placeholders)} --out {shlex.quote(str(run_dir))}"
 
 
-def run_one(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
-    """Trains (or resumes, extends to ``cfg.epochs``, or reuses) one run;
-    returns its :func:`folder_row`."""
+class Paused(Exception):
+    """A run stopped at an epoch's end by :func:`run_one`'s ``pause_after``."""
+
+
+def run_one(cfg: TrainConfig, run_dir: Path, tag: str, pause_after: float = 0.0) -> dict | None:
+    """Trains (or resumes, extends to ``cfg.epochs``, or reuses) one run and
+    returns its :func:`folder_row`; ``None`` when paused at the first epoch end
+    ``pause_after`` s into the call (0: never): untested, its config untouched."""
     if not (run_dir / "metrics.json").is_file() or read_run_config(run_dir)[0].epochs < cfg.epochs:
         resume = (run_dir / "config.json").is_file()
         start = time.perf_counter()
-        run_training(cfg, run_dir, resume=resume, progress=False,
-                     epochs=cfg.epochs if resume else None,
-                     log=lambda line: print(f"[{tag}] {line}", flush=True))
+
+        def pause(trainer: Trainer, record: dict) -> None:
+            if 0 < pause_after <= time.perf_counter() - start:
+                raise Paused(f"[{tag}] paused after epoch {record['epoch']}")
+        try:
+            run_training(cfg, run_dir, resume=resume, progress=False,
+                         epochs=cfg.epochs if resume else None, callbacks=[pause],
+                         log=lambda line: print(f"[{tag}] {line}", flush=True))
+        except Paused as paused:
+            print(f"{paused}: the same command resumes it", flush=True)
+            return None
         (run_dir / "wall.json").write_text(json.dumps(
             {"seconds": time.perf_counter() - start, "resumed": resume}))
     return folder_row(run_dir)
@@ -68,11 +81,11 @@ def folder_row(run_dir: Path) -> dict:
             "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
 
 
-def one_thread_run(cfg: TrainConfig, run_dir: Path, tag: str) -> dict:
+def one_thread_run(cfg: TrainConfig, run_dir: Path, tag: str,
+                   pause_after: float = 0.0) -> dict | None:
     """:func:`run_one` on one thread (two runs side by side on two cores)."""
-    import torch
     torch.set_num_threads(1)
-    return run_one(cfg, run_dir, tag)
+    return run_one(cfg, run_dir, tag, pause_after)
 
 
 def finished(runs: Path, parse: Callable[[str], Key | None]) -> list[tuple[Key, Path]]:
@@ -102,8 +115,9 @@ def run_jobs(jobs: dict, workers: int, report: Callable[[], None] | None = None)
         except Exception as error:               # the other runs go on
             print(f"failed: {name}: {error!r}", flush=True)
             continue
-        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
-              flush=True)
+        if row is not None:                      # None: paused
+            print(f"done: {name} valid {row['valid_mrr']:.4f} "
+                  f"test {row['test_mrr']:.4f}", flush=True)
         if report is not None:
             report()
 

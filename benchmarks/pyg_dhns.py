@@ -1,32 +1,26 @@
 """PyG's own KGE models on FB15k-237 with PyG's random negatives (one per
-positive, ``model.loss``) alone, or plus the loss of DHNS negatives
-(:class:`dhns_geo.online.OnlineDHNS`) or of ``--k`` negatives per positive
-from a sampler of the registry with self-adversarial weights
-(:class:`dhns_geo.online.OnlineSampler`: ``uniform`` tells more negatives
-apart from harder ones, ``nscaching``, ``sans``), at PyG's example settings
-(``examples/kge_fb15k_237.py``: 50 hidden channels, batch 1000, its
-optimiser per model, RotatE margin 9).
+positive, ``model.loss``) alone, or plus DHNS negatives' loss
+(:class:`dhns_geo.online.OnlineDHNS`) or that of ``--k`` negatives per
+positive from a registry sampler (:class:`dhns_geo.online.OnlineSampler`:
+``uniform`` tells more negatives from harder ones, ``nscaching``, ``sans``),
+at PyG's example settings (``examples/kge_fb15k_237.py``).
 
     python benchmarks/pyg_dhns.py run --root DATA --models rotate transe \\
         --negatives random dhns --seeds 0 1 --epochs 60 --eval-every 5 --workers 2
     python benchmarks/pyg_dhns.py report --runs runs/pyg-dhns runs/pyg-dhns-200
     python benchmarks/pyg_dhns.py time --root DATA --negatives dhns uniform   # alone on the machine
 
-``DATA/FB15k_237/raw`` holds PyG's three files (``train.txt``, ``valid.txt``,
-``test.txt``). A run trains PyG's loop (``model.loss``, plus
-``OnlineDHNS(...).loss()`` for ``dhns``), evaluates filtered valid MRR
-(head and tail, :func:`dhns_geo.adapters.evaluate_model`) every
-``--eval-every`` epochs (stopping after ``--patience`` evaluations without
-gain, when given), and tests the best valid epoch. Each run folder
-holds ``history.csv`` (epoch, seconds, loss, valid_mrr), ``ranks.pt`` (the
-test ranks: ``benchmarks/paired.py`` reads both), ``result.json`` and a
-``last.pt`` from which an interrupted run resumes (and a finished one
-continues when ``--epochs`` grows). ``report`` writes
-``benchmarks/results/pyg-dhns/`` (or ``--results DIR``): ``runs.csv`` (every run's command),
-``paired.md`` (each negatives - random per model and budget, seed-paired,
-bootstrap interval, and the ratio of the runs' median epoch times, measured side by
-side) and ``curves.png``; ``time`` writes ``epoch-time.md``, the seconds per
-epoch of each model and negatives alone on the machine (one thread).
+``DATA/FB15k_237/raw`` holds PyG's ``train.txt``, ``valid.txt``, ``test.txt``.
+A run trains PyG's loop (``model.loss`` plus the extra negatives' loss),
+evaluates filtered valid MRR (:func:`dhns_geo.adapters.evaluate_model`)
+every ``--eval-every`` epochs (``--patience``: evaluations without gain
+before it stops) and tests the best. Its folder holds ``history.csv``,
+``ranks.pt`` (test ranks, for ``benchmarks/paired.py``), ``result.json`` and
+``last.pt`` (an interrupted run resumes; a finished one trains on when
+``--epochs`` grows). ``report`` writes ``runs.csv`` (commands), ``paired.md``
+(each negatives - random, seed-paired, bootstrap interval, epoch-time ratio
+side by side) and ``curves.png`` to ``--results``; ``time`` writes
+``epoch-time.md``, each model's and negatives' epoch alone (one thread).
 """
 
 from __future__ import annotations
@@ -84,7 +78,7 @@ SAMPLERS = tuple(s + loss for loss in ("", "-margin") for s in ("uniform", "nsca
 
 
 def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: int,
-                    margin: float = 1.0):
+                    margin: float):
     """What a run adds to PyG's ``model.loss``: ``None`` (``random``),
     ``OnlineDHNS`` or an ``OnlineSampler``."""
     from dhns_geo.data.filter import FilterIndex

@@ -65,8 +65,7 @@ FIELDS = ["dataset", "method", "seed", "run", "best_epoch", "valid_mrr", "test_m
 
 
 def config_of(dataset: str, method: str, seed: int, root: str, **budget) -> TrainConfig:
-    """The protocol with ``method``; ``budget`` (a GPU's ``device``,
-    ``time_limit``) adds to it."""
+    """The protocol with ``method``; ``budget`` (a GPU's ``device``) adds to it."""
     return TrainConfig(**{**PROTOCOL, "dataset": dataset, "root": root, "seed": seed,
                           "select_on": SELECT_ON.get(dataset, "valid"),
                           "epochs": EPOCHS.get(dataset, PROTOCOL["epochs"]),
@@ -146,8 +145,8 @@ def main() -> None:
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--runs", type=Path, default=Path("runs/samplers"))
     run.add_argument("--device", default="auto")
-    run.add_argument("--time-limit", type=float, default=0.0,
-                     help="seconds of training per run (it resumes later)")
+    run.add_argument("--pause-after", type=float, default=0.0, help="seconds into the "
+                     "call; each run pauses at the next epoch end, the same command resumes")
     cost = sub.add_parser("cost", help="epoch time of each method, stepping in turn")
     cost.add_argument("--root", required=True)
     cost.add_argument("--dataset", default="MKG-Y")
@@ -171,13 +170,12 @@ def main() -> None:
         (RESULTS / f"cost-{args.dataset}.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
         return
-    budget = {"device": args.device, "time_limit": args.time_limit}
     # dataset, then method, then seed: a method's seeds run side by side, so
     # its paired rows against self-adv (listed first) come early
     specs = [(d, m, s) for d in args.datasets for m in args.methods for s in args.seeds]
-    jobs = {run_name(*spec): (one_thread_run, (config_of(*spec, args.root, **budget),
-                                                args.runs / run_name(*spec),
-                                                run_name(*spec))) for spec in specs}
+    jobs = {(name := run_name(*spec)): (one_thread_run, (
+        config_of(*spec, args.root, device=args.device), args.runs / name, name,
+        args.pause_after)) for spec in specs}
     run_jobs(jobs, args.workers, lambda: report(args.runs))
 
 

@@ -228,6 +228,27 @@ def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monk
                for r in written)
 
 
+def test_a_paused_sampler_run_is_not_reported_and_resumes_to_the_uninterrupted_run(
+        tmp_path, monkeypatch, capsys):
+    """``--pause-after`` stops a run at an epoch's end without testing it or
+    touching its config; the same call then finishes it as if never paused."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    grid = importlib.import_module("samplers")
+    monkeypatch.setattr(grid, "PROTOCOL", {**grid.PROTOCOL, "dim": 8, "epochs": 3,
+                                           "num_negatives": 4, "batch_size": 512})
+    config = grid.config_of("toy", "nscaching", 0, str(tmp_path))
+    whole = grid.one_thread_run(config, tmp_path / "whole", "whole")
+    runs = tmp_path / "runs"
+    paused = runs / grid.run_name("toy", "nscaching", 0)
+    assert grid.one_thread_run(config, paused, "p", 1e-9) is None
+    assert "[p] paused after epoch 1: the same command resumes it" in capsys.readouterr().out
+    assert grid.finished(runs, grid.parse_run_name) == []          # not a result
+    resumed = grid.one_thread_run(config, paused, "p")
+    assert resumed["epochs"] == 3 and "--time-limit" not in resumed["command"]
+    assert {k: resumed[k] for k in ("valid_mrr", "test_mrr", "best_epoch")} == {
+        k: whole[k] for k in ("valid_mrr", "test_mrr", "best_epoch")}
+
+
 def test_every_results_row_says_what_produced_it():
     """Each runs.csv row names the commit that made it and no machine's data
     folder."""
