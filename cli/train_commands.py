@@ -19,7 +19,7 @@ from dhns_geo.errors import OptionError
 from dhns_geo.presets import PRESETS
 from dhns_geo.run_folder import run_facts
 from dhns_geo.runs import load_run, run_training
-from dhns_geo.validation import check, choice, device_rule, integer, optional
+from dhns_geo.validation import check, choice, device_rule, integer, number, optional
 
 def _shown(value: object) -> str:
     if isinstance(value, list):
@@ -57,7 +57,7 @@ COMMAND_PARAMETERS = [
         ("preset", Optional[str], typer.Option(None, "--preset", help="Start from a named set of options (`dhns presets` lists each with its source and the command that reproduces its row); --config and flags override it.", rich_help_panel="Run")),
         ("config", Optional[Path], typer.Option(None, "--config", help="YAML or JSON file of options; flags override it.", rich_help_panel="Run")),
         ("out", Optional[Path], typer.Option(None, "--out", help="Run folder (default runs/<dataset>-<scorer>-<sampler>-<time>).", rich_help_panel="Run")),
-        ("resume", Optional[Path], typer.Option(None, "--resume", help="Continue the interrupted run in this folder (with --epochs N: a finished run trains on to N epochs).", rich_help_panel="Run")),
+        ("resume", Optional[Path], typer.Option(None, "--resume", help="Continue the interrupted run in this folder (with --epochs N or --time-limit S: a finished run trains on to N epochs or S seconds of training in all, 0: no limit).", rich_help_panel="Run")),
         ("progress", Optional[bool], typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal).", rich_help_panel="Run")),
         ("tensorboard", Optional[Path], typer.Option(None, "--tensorboard", help="Also log loss, throughput, valid MRR and DHNS generator numbers to this TensorBoard folder.", rich_help_panel="Run")),
     )]
@@ -90,16 +90,18 @@ def train(**given) -> None:
         return [TensorBoardLogger(tensorboard)]
 
     if resume is not None:
-        epochs = flags.pop("epochs", None)
+        epochs, time_limit = flags.pop("epochs", None), flags.pop("time_limit", None)
         given = {**flags, "preset": preset, "config": config, "out": out}
         for name, value in given.items():
             if value is not None:
                 raise OptionError(name, value, "left out with --resume (a "
                                   "resumed run keeps the options of its "
-                                  "config.json; --epochs extends it)")
+                                  "config.json; --epochs and --time-limit extend it)")
         check("--epochs", epochs, optional(integer(1)))
+        check("--time-limit", time_limit, optional(number(0)))
         metrics = run_training(TrainConfig(), resume, resume=True, log=typer.echo,
-                               progress=progress, callbacks=tracking(), epochs=epochs)
+                               progress=progress, callbacks=tracking(), epochs=epochs,
+                               time_limit=time_limit)
         run_dir = resume
     else:
         check("--preset", preset, optional(choice(*PRESETS)))

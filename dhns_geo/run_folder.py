@@ -309,21 +309,36 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
 
 
-def extend_run(run_dir: Path, epochs: int) -> None:
-    """Raises the epoch budget in a run folder's ``config.json`` to
-    ``epochs``: a resumed run, finished or not, then trains on from its last
-    checkpoint to the new budget. Each earlier budget is kept in the list
-    ``extended_from``; a smaller budget is refused."""
+def extend_run(run_dir: Path, epochs: int | None = None,
+               time_limit: float | None = None) -> None:
+    """Raises the budget in a run folder's ``config.json``: the epochs to
+    ``epochs``, the seconds of training in all to ``time_limit`` (0: none).
+    A resumed run, finished or not, then trains on from its last checkpoint
+    to the new budget. Each earlier budget is kept (``extended_from``,
+    ``time_limit_from``); a smaller one is refused."""
     read_run_config(run_dir)                                 # a valid run folder
     path = Path(run_dir) / "config.json"
     payload = read_json(path)
-    before = payload["config"]["epochs"]
-    if epochs < before:
+    config = payload["config"]
+    before = config["epochs"]
+    if epochs is not None and epochs < before:
         raise DHNSError(f"{run_dir}: the run has a budget of {before} epochs; "
                         f"--epochs {epochs} would shorten it (a run is extended only)")
-    if epochs > before:
-        payload["config"]["epochs"] = epochs
+    limit = config.get("time_limit", 0.0)
+    if time_limit is not None and time_limit > 0 and (limit == 0 or time_limit < limit):
+        budget = f"a budget of {limit:g} s of training" if limit else "no time limit"
+        raise DHNSError(f"{run_dir}: the run has {budget}; --time-limit {time_limit:g} "
+                        "would shorten it (a run is extended only)")
+    changed = False
+    if epochs is not None and epochs > before:
+        config["epochs"] = epochs
         payload["extended_from"] = [*payload.get("extended_from", []), before]
+        changed = True
+    if time_limit is not None and limit and time_limit != limit:
+        config["time_limit"] = time_limit
+        payload["time_limit_from"] = [*payload.get("time_limit_from", []), limit]
+        changed = True
+    if changed:
         atomic_write_text(json.dumps(payload, indent=2), path)
 
 

@@ -50,10 +50,11 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
                  log: Callable[[str], None] | None = None,
                  progress: bool | None = None,
                  callbacks: Iterable[Callable[[Trainer, dict], None]] = (),
-                 test: bool = True, epochs: int | None = None) -> dict:
+                 test: bool = True, epochs: int | None = None,
+                 time_limit: float | None = None) -> dict:
     """Trains ``config`` into ``run_dir`` (or resumes it) and returns the
     metrics of the best model (on test too unless ``test`` is false).
-    Resuming with ``epochs`` raises the run's budget first
+    Resuming with ``epochs`` or ``time_limit`` raises the run's budget first
     (:func:`~dhns_geo.run_folder.extend_run`): a finished run trains on."""
     run_dir = Path(run_dir)
     if not resume:
@@ -63,8 +64,8 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool = False,
     try:
         if writer:
             remove_stale_temporaries(run_dir)
-            if resume and epochs is not None:
-                extend_run(run_dir, epochs)
+            if resume and (epochs, time_limit) != (None, None):
+                extend_run(run_dir, epochs, time_limit)
         return _train_locked(config, run_dir, resume, log, progress, callbacks, test)
     finally:
         if lock is not None:

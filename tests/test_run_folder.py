@@ -224,4 +224,22 @@ def test_a_finished_run_extended_to_more_epochs_equals_the_longer_run(tmp_path, 
     code, _, err = run_cli(["train", "--resume", str(run_dir), "--epochs", "3"], capsys)
     assert code != 0 and "would shorten it" in err
     code, _, err = run_cli(["train", "--resume", str(run_dir), "--lr", "0.1"], capsys)
-    assert code != 0 and "--epochs extends it" in err
+    assert code != 0 and "--epochs and --time-limit extend it" in err
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--time-limit", "60"], capsys)
+    assert code != 0 and "has no time limit; --time-limit 60 would shorten it" in err
+
+
+def test_a_run_stopped_by_its_time_limit_trains_on_when_the_limit_is_raised(
+        tmp_path, reference, capsys):
+    run_dir = tmp_path / "run"
+    run_training(TrainConfig(**{**OPTIONS, "time_limit": 1e-9}), run_dir, **QUIET)
+    assert load_checkpoint(run_dir / "last.pt")["loop"]["epoch"] == 1   # stopped, tested
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--time-limit", "1e-10"], capsys)
+    assert code != 0 and "would shorten it" in err
+    code, _, err = run_cli(["train", "--resume", str(run_dir), "--time-limit", "0",
+                            "--no-progress"], capsys)                 # 0: no limit
+    assert code == 0, err
+    assert json.loads((run_dir / "metrics.json").read_text()) | {"provenance": None} == \
+        reference[0] | {"provenance": None}
+    payload = json.loads((run_dir / "config.json").read_text())
+    assert payload["config"]["time_limit"] == 0 and payload["time_limit_from"] == [1e-9]
