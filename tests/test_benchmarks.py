@@ -199,6 +199,9 @@ def test_the_sampler_preset_is_the_measured_configuration(monkeypatch):
     measured = load_script("samplers").config_of("DB15K", "kbgan", 0, "DATA")
     preset = TrainConfig(**PRESETS["rotate-kbgan-text-db15k"].values, root="DATA", seed=0)
     assert preset == dataclasses.replace(measured, features="textual")
+    measured = load_script("samplers").config_of("MKG-Y", "mans-a", 0, "DATA")
+    preset = TrainConfig(**PRESETS["rotate-mans-a-text-mkg-y"].values, root="DATA", seed=0)
+    assert preset == dataclasses.replace(measured, features="textual")
 
 
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
