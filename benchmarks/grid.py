@@ -115,9 +115,10 @@ def run_jobs(jobs: dict, workers: int, report: Callable[[], None] | None = None)
         except Exception as error:               # the other runs go on
             print(f"failed: {name}: {error!r}", flush=True)
             continue
-        if row is not None:                      # None: paused
-            print(f"done: {name} valid {row['valid_mrr']:.4f} "
-                  f"test {row['test_mrr']:.4f}", flush=True)
+        if row is None:                          # paused: nothing new to report
+            continue
+        print(f"done: {name} valid {row['valid_mrr']:.4f} test {row['test_mrr']:.4f}",
+              flush=True)
         if report is not None:
             report()
 

@@ -19,7 +19,7 @@ from dhns_geo.errors import OptionError
 from dhns_geo.presets import PRESETS
 from dhns_geo.run_folder import run_facts
 from dhns_geo.runs import load_run, run_training
-from dhns_geo.validation import check, choice, device_rule, integer, number, optional
+from dhns_geo.validation import check, choice, device_rule, integer, optional
 
 def _shown(value: object) -> str:
     if isinstance(value, list):
@@ -90,18 +90,17 @@ def train(**given) -> None:
         return [TensorBoardLogger(tensorboard)]
 
     if resume is not None:
-        epochs, time_limit = flags.pop("epochs", None), flags.pop("time_limit", None)
+        budget = {name: flags.pop(name, None) for name in ("epochs", "time_limit")}
         given = {**flags, "preset": preset, "config": config, "out": out}
         for name, value in given.items():
             if value is not None:
                 raise OptionError(name, value, "left out with --resume (a "
                                   "resumed run keeps the options of its "
                                   "config.json; --epochs and --time-limit extend it)")
-        check("--epochs", epochs, optional(integer(1)))
-        check("--time-limit", time_limit, optional(number(0)))
+        for name, value in budget.items():          # each option's own rule
+            check(flag_name(name), value, optional(options()[name].rule))
         metrics = run_training(TrainConfig(), resume, resume=True, log=typer.echo,
-                               progress=progress, callbacks=tracking(), epochs=epochs,
-                               time_limit=time_limit)
+                               progress=progress, callbacks=tracking(), **budget)
         run_dir = resume
     else:
         check("--preset", preset, optional(choice(*PRESETS)))

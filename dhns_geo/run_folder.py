@@ -38,6 +38,7 @@ Safety:
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -47,7 +48,7 @@ from typing import Any, BinaryIO, Callable
 import torch
 from torch_geometric.data import HeteroData
 
-from dhns_geo.config import TrainConfig
+from dhns_geo.config import TrainConfig, flag_name
 from dhns_geo.data import num_entities, num_relations, selected_features
 from dhns_geo.errors import DHNSError
 
@@ -319,25 +320,19 @@ def extend_run(run_dir: Path, epochs: int | None = None,
     read_run_config(run_dir)                                 # a valid run folder
     path = Path(run_dir) / "config.json"
     payload = read_json(path)
-    config = payload["config"]
-    before = config["epochs"]
-    if epochs is not None and epochs < before:
-        raise DHNSError(f"{run_dir}: the run has a budget of {before} epochs; "
-                        f"--epochs {epochs} would shorten it (a run is extended only)")
-    limit = config.get("time_limit", 0.0)
-    if time_limit is not None and time_limit > 0 and (limit == 0 or time_limit < limit):
-        budget = f"a budget of {limit:g} s of training" if limit else "no time limit"
-        raise DHNSError(f"{run_dir}: the run has {budget}; --time-limit {time_limit:g} "
-                        "would shorten it (a run is extended only)")
-    changed = False
-    if epochs is not None and epochs > before:
-        config["epochs"] = epochs
-        payload["extended_from"] = [*payload.get("extended_from", []), before]
-        changed = True
-    if time_limit is not None and limit and time_limit != limit:
-        config["time_limit"] = time_limit
-        payload["time_limit_from"] = [*payload.get("time_limit_from", []), limit]
-        changed = True
+    config, changed = payload["config"], False
+    for name, new, history, unit in (
+            ("epochs", epochs, "extended_from", "epochs"),
+            ("time_limit", time_limit, "time_limit_from", "s of training")):
+        old = config.get(name, 0)
+        if new is None or new == old:
+            continue
+        if (new or math.inf) < (old or math.inf):            # 0: no limit
+            has = f"a budget of {old:g} {unit}" if old else "no time limit"
+            raise DHNSError(f"{run_dir}: the run has {has}; {flag_name(name)} {new:g} "
+                            "would shorten it (a run is extended only)")
+        config[name], changed = new, True
+        payload[history] = [*payload.get(history, []), old]
     if changed:
         atomic_write_text(json.dumps(payload, indent=2), path)
 
