@@ -28,5 +28,7 @@ def samplers() -> None:
     for name, entry in SAMPLERS.items():
         agnostic = "any model (KGEAdapter)" if entry.model_agnostic else "dhns-geo models"
         typer.echo(f"{name}: {entry.summary}")
+        variants = "".join(f", variant {variant} {cost:g}x"
+                           for variant, cost in entry.variant_costs.items())
         typer.echo(f"  paper: {entry.paper}; serves {agnostic}; an epoch costs about "
-                   f"{entry.cost:g}x self-adversarial uniform negatives'")
+                   f"{entry.cost:g}x self-adversarial uniform negatives'{variants}")

@@ -127,7 +127,7 @@ def cost_notice(config: TrainConfig, data: HeteroData) -> str | None:
                 "none trains on structure only")
     entry = SAMPLERS[config.sampler]
     shared = config.shared_negatives and entry.cost_shared is not None
-    cost = entry.cost_shared if shared else entry.cost
+    cost = entry.cost_shared if shared else entry.cost_for(config)
     if config.training == "negatives" and cost > 3 and not entry.cheaper_chosen(config):
         against = ("the shared pool of uniform negatives" if shared
                    else "self-adversarial uniform negatives")

@@ -253,6 +253,8 @@ def test_a_slow_combination_is_named_at_the_start_with_the_cheaper_option():
     assert "8x" in dhns and "--dhns-share" in dhns
     assert cost_notice(TrainConfig(sampler="dhns", shared_negatives=False), data) is None
     assert "--mans-variant h" in cost_notice(TrainConfig(sampler="mans", shared_negatives=False), data)
+    assert "3.55x" in cost_notice(TrainConfig(sampler="mans", mans_variant="v"), data)
+    assert "3.89x" in cost_notice(TrainConfig(sampler="mans", mans_variant="a"), data)
     assert cost_notice(TrainConfig(sampler="dhns", dhns_share=0.25), data) is None
     assert cost_notice(TrainConfig(sampler="mans", mans_variant="h"), data) is None
     assert cost_notice(TrainConfig(), data) is None

@@ -9,7 +9,7 @@ with its options declared on :class:`~dhns_geo.config.TrainConfig`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from dhns_geo.diffusion.dhns import DHNSSampler
@@ -50,6 +50,9 @@ class SamplerEntry:
             draw such a pool.
         cheaper_chosen: ``config -> bool``: the run already takes the
             ``cheaper`` option (no notice then).
+        variant_costs: ``{variant: cost}`` for the variants measured apart
+            whose cost differs from ``cost``, ``variant_of(config)`` naming
+            a run's variant.
     """
 
     build: Callable[["TrainConfig", "HeteroData"], NegativeSampler]
@@ -61,6 +64,12 @@ class SamplerEntry:
     cheaper: str = ""
     cost_shared: float | None = None
     cheaper_chosen: Callable[["TrainConfig"], bool] = lambda config: False
+    variant_costs: dict[str, float] = field(default_factory=dict)
+    variant_of: Callable[["TrainConfig"], str] = lambda config: ""
+
+    def cost_for(self, config: "TrainConfig") -> float:
+        """The measured cost of ``config``'s variant of this sampler."""
+        return self.variant_costs.get(self.variant_of(config), self.cost)
 
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -82,7 +91,8 @@ SAMPLERS: dict[str, SamplerEntry] = {
                          "the positive's structure with another entity's modality embeddings",
                          model_agnostic=False, cost=3.55,
                          cheaper="--mans-variant h mixes a --mans-beta share of the negatives",
-                         cheaper_chosen=lambda config: config.mans_variant == "h"),
+                         cheaper_chosen=lambda config: config.mans_variant == "h",
+                         variant_costs={"a": 3.89}, variant_of=lambda config: config.mans_variant),
     "mmrns": SamplerEntry(MMRNSSampler.from_config, "Xu et al., ACM MM 2022",
                           "relation-guided cross-modal similarity, Gumbel top-K draws",
                           model_agnostic=False, cost=1.37),
