@@ -45,6 +45,8 @@ METHODS = {
     "kbgan": {"sampler": "kbgan"},
     "mans": {"sampler": "mans"},
     "mans-a": {"sampler": "mans", "mans_variant": "a"},
+    "mans-t": {"sampler": "mans", "mans_variant": "t"},
+    "mans-h": {"sampler": "mans", "mans_variant": "h"},
     "mmrns": {"sampler": "mmrns"},
     "dhns": {"sampler": "dhns"},
     "nscaching-paper": {"sampler": "nscaching", "num_negatives": 1, "loss": "softplus"},
