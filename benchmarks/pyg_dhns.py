@@ -96,7 +96,7 @@ def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: i
                NSCachingSampler(n, triples, args.k, torch.full((r,), 0.5))
                if base == "nscaching" else
                SANSSampler(n, k_hop(triples, n, 2), args.k, r, FilterIndex(triples, n, r)))
-    loss = KGELoss("margin", margin) if kind != base else None
+    loss = KGELoss("margin", margin) if kind != base else KGELoss("self-adversarial", margin=0)
     return OnlineSampler(sampler, loss, seed=seed)
 
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from dhns_geo.data.filter import FilterIndex
 from dhns_geo.errors import DHNSError
 from dhns_geo.evaluation import ScoreAllFn, evaluate_link_prediction
+from dhns_geo.losses import KGELoss
 from dhns_geo.nn.scorers import Scorer, make_scorer
 
 #: Embeddings by id: a ``[n, d]`` tensor, an ``nn.Embedding``, or a callable
@@ -79,14 +80,20 @@ class KGEAdapter:
         fuse: With ``modalities``: the model's fusion ``[*, M, d] -> [*, d]``
             (``entities(ids)`` is ``fuse(modalities(ids))``), which turns
             generated modality rows into a negative entity.
+        loss: The model's own loss where a sampler's default loss does not
+            suit its score (:meth:`from_pyg` gives PyG's ``TransE``, a bare
+            distance, its margin ranking loss at ``model.margin``);
+            :class:`~dhns_geo.online.OnlineSampler` takes it unless given one.
     """
 
     def __init__(self, entities: Lookup, relations: Lookup,
                  interaction: Scorer | str, offset: float = 0.0,
                  normalize: float | None = None,
                  modalities: Callable[[Tensor], Tensor] | None = None,
-                 fuse: Callable[[Tensor], Tensor] | None = None) -> None:
+                 fuse: Callable[[Tensor], Tensor] | None = None,
+                 loss: KGELoss | None = None) -> None:
         self._entities, self._relations = _lookup(entities), _lookup(relations)
+        self.loss = loss
         self.scorer = (interaction if isinstance(interaction, Scorer)
                        else make_scorer(interaction))
         self.offset, self.normalize = offset, normalize
@@ -99,11 +106,13 @@ class KGEAdapter:
     def from_pyg(cls, model: nn.Module) -> "KGEAdapter":
         """The adapter of a ``torch_geometric.nn.kge`` ``TransE``,
         ``DistMult``, ``ComplEx`` or ``RotatE``: its :meth:`score` equals
-        ``model(head_index, rel_type, tail_index)``."""
+        ``model(head_index, rel_type, tail_index)``, and a ``TransE`` brings
+        its margin ranking loss (``loss``)."""
         kind = type(model).__name__
         if kind == "TransE":
             return cls(model.node_emb, model.rel_emb,
-                       make_scorer("transe", p=model.p_norm), normalize=model.p_norm)
+                       make_scorer("transe", p=model.p_norm), normalize=model.p_norm,
+                       loss=KGELoss("margin", model.margin))
         if kind == "DistMult":
             return cls(model.node_emb, model.rel_emb, "distmult")
         if kind == "ComplEx":

@@ -142,6 +142,10 @@ class SeededSampler(nn.Module):
         return self._generator
 
 
+#: OnlineSampler's loss for a model without one of its own (logits).
+LOGISTIC = KGELoss("self-adversarial", margin=0.0)
+
+
 class OnlineSampler(SeededSampler):
     """Any model-agnostic sampler of :mod:`dhns_geo.sampling` in a user's
     loop (uniform, Bernoulli, NSCaching, SANS, KBGAN): each call draws the
@@ -160,13 +164,13 @@ class OnlineSampler(SeededSampler):
 
     Args:
         sampler: The sampler (its ``num_negatives`` per positive).
-        loss: The loss of positives against the negatives (default: the
-            self-adversarial logistic loss, temperature 1, margin 0: on
-            logits such as PyG's DistMult and ComplEx scores, or RotatE's,
-            whose margin is in its score). For a distance such as PyG's
-            TransE score pass the model's own margin ranking loss,
-            ``KGELoss("margin", model.margin)``: with the default it trains
-            worse than PyG's random negatives alone.
+        loss: The loss of positives against the negatives. By default the
+            adapter's own (``KGEAdapter.loss``: PyG's ``TransE`` brings its
+            margin ranking loss at its margin; with the logistic loss its
+            bare distances train worse than PyG's random negatives alone),
+            else the self-adversarial logistic loss, temperature 1, margin 0:
+            on logits such as PyG's DistMult and ComplEx scores, or
+            RotatE's, whose margin is in its score.
         seed: Seed of the sampler's random generator.
     """
 
@@ -174,7 +178,7 @@ class OnlineSampler(SeededSampler):
                  seed: int = 0) -> None:
         super().__init__(seed)
         self.sampler = sampler
-        self.loss_fn = loss if loss is not None else KGELoss("self-adversarial", margin=0.0)
+        self.loss_fn = loss
 
     def forward(self, adapter: KGEAdapter, head_index: Tensor, rel_type: Tensor,
                 tail_index: Tensor) -> HardNegatives:
@@ -182,9 +186,10 @@ class OnlineSampler(SeededSampler):
         positives = torch.stack([head_index, rel_type, tail_index], 1)
         groups = self.sampler.sample(positives, adapter, adapter,
                                      self.generator(positives.device))
+        loss = next(fn for fn in (self.loss_fn, adapter.loss, LOGISTIC) if fn is not None)
         return HardNegatives(groups, adapter.entities(head_index),
                              adapter.relations(rel_type), adapter.entities(tail_index),
-                             adapter, self.loss_fn)
+                             adapter, loss)
 
 
 class OnlineDHNS(SeededSampler):

@@ -407,7 +407,7 @@ def test_a_sampler_in_eval_mode_draws_without_changing_its_state(toy, name):
     assert not all(torch.equal(before[k], sampler.state_dict()[k]) for k in before)
 
 
-@pytest.mark.parametrize("kind", ["DistMult", "RotatE"])
+@pytest.mark.parametrize("kind", ["DistMult", "RotatE", "TransE"])
 def test_model_agnostic_samplers_serve_a_pyg_model(kind):
     import copy
 
@@ -437,10 +437,12 @@ def test_model_agnostic_samplers_serve_a_pyg_model(kind):
         with torch.no_grad():
             own = model(group.head.reshape(-1), r.repeat_interleave(5), group.tail.reshape(-1))
         torch.testing.assert_close(negatives.scores().detach().view(-1), own, msg=name)
-        # the loss is the self-adversarial loss of those scores, and trains the model
+        # the loss is the self-adversarial loss of those scores (TransE's
+        # distances: its margin ranking loss), and trains the model
         pos = model(h, r, t)
-        expected = KGELoss("self-adversarial", margin=0.0)(pos, negatives.scores(), 1.0,
-                                                          group.weight)
+        loss_fn = (KGELoss("margin", model.margin) if kind == "TransE"
+                   else KGELoss("self-adversarial", margin=0.0))
+        expected = loss_fn(pos, negatives.scores(), 1.0, group.weight)
         torch.testing.assert_close(negatives.loss(), expected)
         negatives.loss().backward()
         assert model.node_emb.weight.grad.abs().sum() > 0
