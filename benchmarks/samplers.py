@@ -162,8 +162,9 @@ def main() -> None:
     if args.command == "cost":
         configs = [config_of(args.dataset, m, 0, args.root) for m in args.methods]
         seconds = epoch_seconds(configs, args.steps, 2)
-        lines = [f"`python benchmarks/samplers.py cost --root DATA --dataset {args.dataset} "
-                 f"--steps {args.steps}`: training seconds of an epoch (the median of "
+        chosen = "" if args.methods == list(METHODS) else " --methods " + " ".join(args.methods)
+        lines = [f"`python benchmarks/samplers.py cost --root DATA --dataset {args.dataset}"
+                 f"{chosen} --steps {args.steps}`: training seconds of an epoch (the median of "
                  f"{args.steps} steps, the methods stepping in turn, one thread).", "",
                  "| method | s / epoch | x self-adv |", "| --- | --- | --- |"]
         base = seconds[args.methods.index(BASELINE)] if BASELINE in args.methods else seconds[0]
