@@ -43,7 +43,7 @@ METHODS = {
     "sans": {"sampler": "sans"},
     "rw-sans": {"sampler": "rw-sans"},
     "kbgan": {"sampler": "kbgan"},
-    "mans": {"sampler": "mans"},
+    "mans-v": {"sampler": "mans", "mans_variant": "v"},
     "mans-a": {"sampler": "mans", "mans_variant": "a"},
     "mans-t": {"sampler": "mans", "mans_variant": "t"},
     "mans-h": {"sampler": "mans", "mans_variant": "h"},

@@ -156,7 +156,7 @@ class TrainConfig:
     kbgan_dim: int = option(50, "KBGAN: the generator's embedding size.", integer(2), only_with={"sampler": "kbgan"}, panel="Negatives")
     kbgan_lr: float = option(1e-3, "KBGAN: the generator's Adam learning rate.", number(0, above=True), only_with={"sampler": "kbgan"}, panel="Negatives")
     kbgan_pretrain: int = option(0, "KBGAN: epochs of generator pretraining before the run (0: none).", integer(0), only_with={"sampler": "kbgan"}, panel="Negatives")
-    mans_variant: str = option("v", "MANS: v (every negative a modality negative), t (v, then uniform after mans_beta of the steps), h (a share mans_beta of each positive's negatives) or a (the share the batch's scores choose).", choice("v", "t", "h", "a"), only_with={"sampler": "mans"}, panel="Negatives")
+    mans_variant: str = option("a", "MANS: a (the share of modality negatives that the batch's scores choose), v (every negative a modality negative), t (v, then uniform after mans_beta of the steps) or h (a share mans_beta of each positive's negatives).", choice("v", "t", "h", "a"), only_with={"sampler": "mans"}, panel="Negatives")
     mans_beta: float = option(0.3, "MANS: the share of modality negatives of variant h, the switch point of variant t.", fraction_rule, only_with={"sampler": "mans"}, panel="Negatives")
     mmrns_pool: int = option(1500, "MMRNS: candidates drawn per step, shared by the batch.", integer(1), only_with={"sampler": "mmrns"}, panel="Negatives")
     mmrns_temperature: float = option(10.0, "MMRNS: initial temperature T0 of the similarity softmax, annealed as T0 / (1 + log(step + 1)).", number(0, above=True), only_with={"sampler": "mmrns"}, panel="Negatives")
@@ -223,6 +223,20 @@ class TrainConfig:
             return cls(**values)
         except OptionError as exc:
             raise (exc.within(source) if source else exc) from None
+
+    @classmethod
+    def from_run(cls, values: dict[str, Any], source: str | None = None) -> "TrainConfig":
+        """The config a run folder stored: as :meth:`from_dict`, but an
+        option that the run could not use (an option it is used only with
+        differs) takes today's default. Such a value is the default of the
+        version that wrote the run, which may have changed since, and never
+        touched its training (``mans_variant`` ``v`` of a run without MANS)."""
+        defaults, values = cls.defaults(), dict(values)
+        for name, opt in options().items():
+            if name in values and any(values.get(other, defaults[other]) not in allowed
+                                      for other, allowed in opt.only_with.items()):
+                values[name] = defaults[name]
+        return cls.from_dict(values, source)
 
 
 def options() -> dict[str, Option]:

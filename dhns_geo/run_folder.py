@@ -307,7 +307,7 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     if not isinstance(payload, dict) or not {"config", "data"} <= set(payload):
         raise DHNSError(f"{path}: not a dhns-geo run config (needs 'config' "
                         "and 'data')")
-    return TrainConfig.from_dict(payload["config"], str(path)), payload["data"]
+    return TrainConfig.from_run(payload["config"], str(path)), payload["data"]
 
 
 def extend_run(run_dir: Path, epochs: int | None = None,

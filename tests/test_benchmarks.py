@@ -204,6 +204,28 @@ def test_the_sampler_preset_is_the_measured_configuration(monkeypatch):
     assert preset == dataclasses.replace(measured, features="textual")
 
 
+def test_the_registry_states_the_measured_costs(monkeypatch):
+    """Each cost that ``dhns samplers`` and the cost notice state is the
+    one measured for that configuration in
+    benchmarks/results/samplers/cost-MKG-Y.md (each method's sampler and
+    variant), to within the rounding of 1.0 for samplers as cheap as
+    uniform."""
+    from dhns_geo.sampling.registry import SAMPLERS
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    grid = load_script("samplers")
+    table = (BENCH.parent / "results" / "samplers" / "cost-MKG-Y.md").read_text().splitlines()
+    measured = {cells[1].strip(): float(cells[3]) for cells in
+                (line.split("|") for line in table if line.startswith("| ")
+                 and not line.startswith(("| method", "| ---")))}
+    assert {"mans-v", "mans-a", "nscaching", "kbgan", "mmrns", "dhns"} <= set(measured)
+    for method, cost in measured.items():
+        config = grid.config_of("MKG-Y", method, 0, "DATA")
+        if method != grid.BASELINE:
+            stated = SAMPLERS[config.sampler].cost_for(config)
+            assert round(abs(stated - cost), 2) <= 0.05, (method, stated, cost)
+
+
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
     """Two workers give the rows one worker gives (seeded, deterministic),
     and the report pairs each method with self-adv."""

@@ -112,3 +112,25 @@ def test_presets_are_data_with_their_source_and_command(capsys):
         TrainConfig(**preset.values)                   # its values validate
     docs = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
     assert "<!-- presets -->" in docs.read_text()
+
+
+def test_a_run_folder_written_under_an_earlier_default_still_reads(tmp_path):
+    """A run stores every option; one it could not use holds the default of
+    the version that wrote it (mans_variant was ``v``). A later default must
+    not make the folder unreadable, and an option the run used keeps its
+    value. A user's own config is still checked strictly."""
+    import json
+
+    from dhns_geo.config import TrainConfig
+    from dhns_geo.run_folder import read_run_config
+
+    stored = TrainConfig(dim=16).to_dict() | {"mans_variant": "v", "mans_beta": 0.5}
+    with pytest.raises(OptionError, match="used only with sampler mans"):
+        TrainConfig.from_dict(stored)
+    (tmp_path / "config.json").write_text(json.dumps({"config": stored, "data": {}}))
+    config, _ = read_run_config(tmp_path)
+    assert config == TrainConfig(dim=16)
+    live = TrainConfig(sampler="mans", mans_variant="v", mans_beta=0.5).to_dict()
+    (tmp_path / "config.json").write_text(json.dumps({"config": live, "data": {}}))
+    config, _ = read_run_config(tmp_path)
+    assert (config.mans_variant, config.mans_beta) == ("v", 0.5)

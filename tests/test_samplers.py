@@ -244,7 +244,7 @@ def test_kbgan_picks_are_among_candidates_and_follow_the_generator(toy):
 
 
 def test_mans_negatives_are_the_documented_mix(toy):
-    config = small_config("mans")
+    config = small_config("mans", mans_variant="v")
     model, sampler = build_model(config, toy), build_sampler(config, toy)
     batch = split_triples(toy, "train")[:64]
     g = torch.Generator().manual_seed(3)
@@ -460,26 +460,3 @@ def test_dhns_samplers_lists_every_sampler_with_its_paper(capsys):
     for name, entry in REGISTRY.items():
         assert f"{name}: {entry.summary}" in out and entry.paper in out
 
-
-def test_the_registry_states_the_measured_costs():
-    """Each cost that ``dhns samplers`` and the cost notice state is the one
-    in benchmarks/results/samplers/cost-MKG-Y.md (a variant measured apart,
-    ``mans-a``, under its variant), to within the rounding of 1.0 for
-    samplers as cheap as uniform."""
-    from pathlib import Path
-
-    table = Path(__file__).parents[1] / "benchmarks/results/samplers/cost-MKG-Y.md"
-    rows = [line.split("|") for line in table.read_text().splitlines()
-            if line.startswith("| ") and not line.startswith(("| method", "| ---"))]
-    measured = {cells[1].strip(): float(cells[3]) for cells in rows}
-    assert {"mans", "mans-a", "nscaching", "kbgan", "mmrns", "dhns"} <= set(measured)
-    for method, cost in measured.items():
-        sampler, _, variant = method.partition("-")
-        if method in REGISTRY:
-            stated = REGISTRY[method].cost
-        elif sampler in REGISTRY and variant in REGISTRY[sampler].variant_costs:
-            stated = REGISTRY[sampler].variant_costs[variant]
-        else:
-            continue                                # self-adv: the baseline itself
-        assert round(abs(stated - cost), 2) <= 0.05, (method, stated, cost)
-    assert REGISTRY["mans"].cost_for(TrainConfig(sampler="mans", mans_variant="a")) == 3.89

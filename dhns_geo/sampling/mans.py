@@ -47,6 +47,11 @@ class MANSSampler(NegativeSampler):
       that the model scores higher as modality negatives than as uniform
       ones (no gradient), recomputed each step.
 
+    ``a``, the paper's full method, is the default: in the comparison of
+    docs/results/samplers.md it is the one variant that does not trail
+    self-adversarial uniform negatives (``v`` trails them widely: every
+    negative keeps the positive's own structural embedding).
+
     Cost per step beside uniform: the fusion of ``B K`` mixed entities
     (``a``: and the comparison's scores).
 
@@ -64,14 +69,14 @@ class MANSSampler(NegativeSampler):
         num_entities: ``N``.
         num_negatives: ``K``.
         num_relations: ``R``.
-        variant: ``v``, ``t``, ``h`` or ``a``.
+        variant: ``a``, ``v``, ``t`` or ``h``.
         beta: The share of ``h`` and the switch point of ``t``.
         total_steps: The run's optimisation steps (for ``t``).
         filter_index: Known true triples to keep out.
     """
 
     def __init__(self, num_entities: int, num_negatives: int, num_relations: int,
-                 variant: str = "v", beta: float = 0.3, total_steps: int = 0,
+                 variant: str = "a", beta: float = 0.3, total_steps: int = 0,
                  filter_index: FilterIndex | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
