@@ -83,7 +83,7 @@ def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: i
     ``OnlineDHNS`` or an ``OnlineSampler``."""
     from dhns_geo.data.filter import FilterIndex
     from dhns_geo.losses import KGELoss
-    from dhns_geo.online import OnlineDHNS, OnlineSampler
+    from dhns_geo.online import LOGISTIC, OnlineDHNS, OnlineSampler
     from dhns_geo.sampling import NSCachingSampler, SANSSampler, UniformSampler
     from dhns_geo.sampling.sans import k_hop
     if kind == "dhns":
@@ -96,7 +96,7 @@ def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: i
                NSCachingSampler(n, triples, args.k, torch.full((r,), 0.5))
                if base == "nscaching" else
                SANSSampler(n, k_hop(triples, n, 2), args.k, r, FilterIndex(triples, n, r)))
-    loss = KGELoss("margin", margin) if kind != base else KGELoss("self-adversarial", margin=0)
+    loss = KGELoss("margin", margin) if kind != base else LOGISTIC
     return OnlineSampler(sampler, loss, seed=seed)
 
 

@@ -18,7 +18,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from dhns_geo.errors import DHNSError, OptionError
 from dhns_geo.validation import (Rule, check, choice, device_rule, flag, integer,
@@ -59,6 +59,12 @@ class Option:
     items: type | None = None
     show_default: bool = True
     panel: str = "Run"
+
+    def unmet(self, value_of: Callable[[str], Any]) -> tuple[str, tuple] | None:
+        """The first ``(other option, allowed values)`` of :attr:`only_with`
+        whose option's value (``value_of(name)``) is not allowed, or None."""
+        return next(((other, allowed) for other, allowed in self.only_with.items()
+                     if value_of(other) not in allowed), None)
 
 
 def option(default: Any, help: str, rule: Rule, *,
@@ -232,9 +238,9 @@ class TrainConfig:
         version that wrote the run, which may have changed since, and never
         touched its training (``mans_variant`` ``v`` of a run without MANS)."""
         defaults, values = cls.defaults(), dict(values)
+        value_of = lambda name: values.get(name, defaults[name])  # noqa: E731
         for name, opt in options().items():
-            if name in values and any(values.get(other, defaults[other]) not in allowed
-                                      for other, allowed in opt.only_with.items()):
+            if name in values and opt.unmet(value_of):
                 values[name] = defaults[name]
         return cls.from_dict(values, source)
 
@@ -262,12 +268,12 @@ def validate_config(config: TrainConfig) -> None:
     for name, opt in declared.items():
         check(name, getattr(config, name), opt.rule)
     for name, opt in declared.items():
-        if getattr(config, name) == defaults[name]:
-            continue
-        for other, allowed in opt.only_with.items():
-            if getattr(config, other) not in allowed:
-                raise OptionError(name, getattr(config, name),
-                                  f"used only with {other} {_words(allowed)}{opt.why}")
+        unmet = None if getattr(config, name) == defaults[name] else \
+            opt.unmet(lambda other: getattr(config, other))
+        if unmet:
+            other, allowed = unmet
+            raise OptionError(name, getattr(config, name),
+                              f"used only with {other} {_words(allowed)}{opt.why}")
     _check_combinations(config)
     _check_levels(config)
 

@@ -298,8 +298,9 @@ def write_run_config(config: TrainConfig, data: HeteroData, run_dir: Path,
     atomic_write_text(json.dumps(payload, indent=2), run_dir / "config.json")
 
 
-def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
-    """Reads ``config.json`` of a run folder."""
+def _run_payload(run_dir: Path) -> tuple[Path, dict, TrainConfig]:
+    """``config.json`` of a run folder: its path, its payload as stored and
+    the config it holds (checked)."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise DHNSError(f"{run_dir}: not a run folder (no config.json)")
@@ -307,7 +308,13 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     if not isinstance(payload, dict) or not {"config", "data"} <= set(payload):
         raise DHNSError(f"{path}: not a dhns-geo run config (needs 'config' "
                         "and 'data')")
-    return TrainConfig.from_run(payload["config"], str(path)), payload["data"]
+    return path, payload, TrainConfig.from_run(payload["config"], str(path))
+
+
+def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """Reads ``config.json`` of a run folder."""
+    _, payload, config = _run_payload(run_dir)
+    return config, payload["data"]
 
 
 def extend_run(run_dir: Path, epochs: int | None = None,
@@ -317,9 +324,7 @@ def extend_run(run_dir: Path, epochs: int | None = None,
     A resumed run, finished or not, then trains on from its last checkpoint
     to the new budget. Each earlier budget is kept (``extended_from``,
     ``time_limit_from``); a smaller one is refused."""
-    read_run_config(run_dir)                                 # a valid run folder
-    path = Path(run_dir) / "config.json"
-    payload = read_json(path)
+    path, payload, _ = _run_payload(run_dir)                 # a valid run folder
     config, changed = payload["config"], False
     for name, new, history, unit in (
             ("epochs", epochs, "extended_from", "epochs"),
