@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 from torch import Tensor
 
+from dhns_geo.nn.gathered import pick_queries
+
 if TYPE_CHECKING:
     from dhns_geo.losses import KGELoss
     from dhns_geo.nn.model import EntityTable, KGCModel
@@ -128,8 +130,7 @@ class Negatives:
         queries = torch.stack([scorer.compose(head, relation, "tail"),
                                scorer.compose(tail, relation, "head")], 1)
         if self.head.is_floating_point():           # [B, K, d] embeddings
-            picked = queries.gather(1, flag.long().unsqueeze(-1).expand(
-                *flag.shape, queries.size(-1)))
+            picked = pick_queries(queries, flag.long())
             corrupted = (self.head if self.head is self.tail else
                          torch.where(flag.unsqueeze(-1), self.head, self.tail))
             return scorer.match(picked, corrupted)

@@ -6,7 +6,7 @@ from dhns_geo.nn import (ComplEx, DistMult, KGCModel, ModalityFusion,
                          MultimodalEntityEmbedding, RGCNEncoder, RotatE,
                          TransE, make_scorer)
 from dhns_geo.nn.gathered import (gathered_dots, gathered_dots_dense,
-                                  gathered_dots_sparse)
+                                  gathered_dots_sparse, pick_queries)
 
 N, R, D, B = 20, 4, 8, 6
 
@@ -153,6 +153,20 @@ def test_gathered_dots_equal_gather_then_dot_in_values_and_gradients(impl):
     for a, b in zip(ours, (ref.detach(), table.grad, query.grad)):
         assert torch.allclose(a, b, atol=1e-5)
     assert ours[0].shape == (B, 5)
+
+
+def test_pick_queries_equals_advanced_indexing_in_values_and_gradients():
+    torch.manual_seed(3)
+    query = torch.randn(B, 3, D, requires_grad=True)
+    which = torch.randint(0, 3, (B, 5))
+    grad = torch.randn(B, 5, D)
+    pick_queries(query, which).backward(grad)
+    ours = query.grad.clone()
+    query.grad = None
+    ref = query[torch.arange(B).unsqueeze(1), which]
+    ref.backward(grad)
+    assert torch.equal(pick_queries(query, which), ref)
+    assert torch.allclose(ours, query.grad, atol=1e-6) and ours.abs().sum() > 0
 
 
 def test_gathered_dots_rejects_ids_out_of_range():

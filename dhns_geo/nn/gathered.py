@@ -78,6 +78,16 @@ class _GatheredDots(torch.autograd.Function):
         return grad_table, grad_query, None, None
 
 
+def pick_queries(query: Tensor, which: Tensor) -> Tensor:
+    """``[B, K, d]``: ``query[b, which[b, k]]`` of queries ``[B, Q, d]`` and
+    choices ``[B, K]`` in ``[0, Q)``, as one row lookup in the flattened
+    ``[B Q, d]`` queries. On the CPU its forward and backward take about a
+    third of ``query.gather(1, ...)``'s, whose backward scatter-adds."""
+    b, q, d = query.shape
+    rows = torch.arange(b, device=which.device).unsqueeze(1) * q + which
+    return F.embedding(rows, query.reshape(b * q, d))
+
+
 def gathered_dots_dense(table: Tensor, query: Tensor, index: Tensor,
                         which: Tensor) -> Tensor:
     """:func:`gathered_dots` by gathering ``[B, K, d]`` rows and ``bmm``."""

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dhns_geo.errors import DHNSError
-from dhns_geo.nn.gathered import gathered_dots
+from dhns_geo.nn.gathered import gathered_dots, pick_queries
 
 
 def _split(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -98,9 +98,7 @@ class Scorer(nn.Module):
         """
         if self.distance and self.p != 2:
             candidates = F.embedding(index, table)                # [B, K, d]
-            queries = query.gather(1, which.unsqueeze(-1).expand(
-                *which.shape, query.size(-1)))                    # [B, K, d]
-            return self.match(queries, candidates)
+            return self.match(pick_queries(query, which), candidates)
         dots = gathered_dots(table, query, index, which)
         if not self.distance:
             return dots
