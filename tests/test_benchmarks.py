@@ -3,6 +3,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -226,6 +227,12 @@ def test_the_registry_states_the_measured_costs(monkeypatch):
         if method != grid.BASELINE:
             stated = SAMPLERS[config.sampler].cost_for(config)
             assert round(abs(stated - cost), 2) <= 0.05, (method, stated, cost)
+    variants = (BENCH.parent / "results" / "samplers" / "cost-MKG-Y-mans.md").read_text()
+    apart = {m: float(s) for m, s in re.findall(r"^\| (mans-\w) \| ([\d.]+) \|", variants, re.M)}
+    cost = {v: SAMPLERS["mans"].cost_for(grid.config_of("MKG-Y", f"mans-{v}", 0, "DATA"))
+            for v in "vaht"}
+    assert abs(cost["h"] - cost["a"] * apart["mans-h"] / apart["mans-a"]) <= 0.05
+    assert abs(cost["t"] - (0.3 * cost["v"] + 0.7)) <= 0.01
 
 
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
