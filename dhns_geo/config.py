@@ -268,9 +268,8 @@ def validate_config(config: TrainConfig) -> None:
     for name, opt in declared.items():
         check(name, getattr(config, name), opt.rule)
     for name, opt in declared.items():
-        unmet = None if getattr(config, name) == defaults[name] else \
-            opt.unmet(lambda other: getattr(config, other))
-        if unmet:
+        if getattr(config, name) != defaults[name] and (
+                unmet := opt.unmet(lambda other: getattr(config, other))):
             other, allowed = unmet
             raise OptionError(name, getattr(config, name),
                               f"used only with {other} {_words(allowed)}{opt.why}")

@@ -232,7 +232,8 @@ def test_the_registry_states_the_measured_costs(monkeypatch):
     cost = {v: SAMPLERS["mans"].cost_for(grid.config_of("MKG-Y", f"mans-{v}", 0, "DATA"))
             for v in "vaht"}
     assert abs(cost["h"] - cost["a"] * apart["mans-h"] / apart["mans-a"]) <= 0.05
-    assert abs(cost["t"] - (0.3 * cost["v"] + 0.7)) <= 0.01
+    beta = grid.config_of("MKG-Y", "mans-t", 0, "DATA").mans_beta    # t's switch point
+    assert abs(cost["t"] - (beta * cost["v"] + 1 - beta)) <= 0.01
 
 
 def test_samplers_grid_trains_in_parallel_and_reports_paired_rows(tmp_path, monkeypatch):
