@@ -127,7 +127,8 @@ def epoch_seconds(configs: list[TrainConfig], steps: int, warmup: int) -> list[f
     """Seconds of an epoch of each config, from ``steps`` timed steps each
     after ``warmup``: the configs take their steps in turn (round robin),
     so that whatever else runs on the machine slows them alike, and the
-    median step counts."""
+    median step counts. One thread, as each run of a grid."""
+    torch.set_num_threads(1)
     trainers, batches = [], []
     for config in configs:
         data = load_dataset_for(config)
