@@ -82,7 +82,8 @@ class KGEAdapter:
             generated modality rows into a negative entity.
         loss: The model's own loss where a sampler's default loss does not
             suit its score (:meth:`from_pyg` gives PyG's ``TransE``, a bare
-            distance, its margin ranking loss at ``model.margin``);
+            distance, and ``DistMult`` their margin ranking loss at
+            ``model.margin``, as their ``model.loss`` has it);
             :class:`~dhns_geo.online.OnlineSampler` takes it unless given one.
     """
 
@@ -106,15 +107,16 @@ class KGEAdapter:
     def from_pyg(cls, model: nn.Module) -> "KGEAdapter":
         """The adapter of a ``torch_geometric.nn.kge`` ``TransE``,
         ``DistMult``, ``ComplEx`` or ``RotatE``: its :meth:`score` equals
-        ``model(head_index, rel_type, tail_index)``, and a ``TransE`` brings
-        its margin ranking loss (``loss``)."""
+        ``model(head_index, rel_type, tail_index)``, and a ``TransE`` or
+        ``DistMult`` brings its own margin ranking loss (``loss``)."""
         kind = type(model).__name__
         if kind == "TransE":
             return cls(model.node_emb, model.rel_emb,
                        make_scorer("transe", p=model.p_norm), normalize=model.p_norm,
                        loss=KGELoss("margin", model.margin))
         if kind == "DistMult":
-            return cls(model.node_emb, model.rel_emb, "distmult")
+            return cls(model.node_emb, model.rel_emb, "distmult",
+                       loss=KGELoss("margin", model.margin))
         if kind == "ComplEx":
             return cls(_concat(model.node_emb, model.node_emb_im),
                        _concat(model.rel_emb, model.rel_emb_im), "complex")

@@ -165,12 +165,13 @@ class OnlineSampler(SeededSampler):
     Args:
         sampler: The sampler (its ``num_negatives`` per positive).
         loss: The loss of positives against the negatives. By default the
-            adapter's own (``KGEAdapter.loss``: PyG's ``TransE`` brings its
-            margin ranking loss at its margin; with the logistic loss its
-            bare distances train worse than PyG's random negatives alone),
-            else the self-adversarial logistic loss, temperature 1, margin 0:
-            on logits such as PyG's DistMult and ComplEx scores, or
-            RotatE's, whose margin is in its score.
+            adapter's own (``KGEAdapter.loss``: PyG's ``TransE`` and
+            ``DistMult`` bring their margin ranking loss at their margin;
+            with the logistic loss both train worse than PyG's random
+            negatives alone), else the self-adversarial logistic loss,
+            temperature 1, margin 0: on logits such as PyG's ComplEx scores
+            (its own loss is logistic), or RotatE's, whose margin is in its
+            score.
         seed: Seed of the sampler's random generator.
     """
 

@@ -437,10 +437,10 @@ def test_model_agnostic_samplers_serve_a_pyg_model(kind):
         with torch.no_grad():
             own = model(group.head.reshape(-1), r.repeat_interleave(5), group.tail.reshape(-1))
         torch.testing.assert_close(negatives.scores().detach().view(-1), own, msg=name)
-        # the loss is the self-adversarial loss of those scores (TransE's
-        # distances: its margin ranking loss), and trains the model
+        # the loss is the model's own: the margin ranking loss of PyG's
+        # TransE and DistMult, else the self-adversarial loss; it trains
         pos = model(h, r, t)
-        loss_fn = (KGELoss("margin", model.margin) if kind == "TransE"
+        loss_fn = (KGELoss("margin", model.margin) if kind in ("TransE", "DistMult")
                    else KGELoss("self-adversarial", margin=0.0))
         expected = loss_fn(pos, negatives.scores(), 1.0, group.weight)
         torch.testing.assert_close(negatives.loss(), expected)
