@@ -76,7 +76,7 @@ def folder_row(run_dir: Path) -> dict:
             "valid_mrr": round(metrics.get("selection", {}).get(
                 "best_mrr", metrics["valid"]["mrr"]), 4),
             **{f"test_{k}": round(metrics["test"][k], 4) for k in METRICS},
-            "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 1),
+            "epoch_s": round(statistics.median(float(h["seconds"]) for h in history), 3),
             "features": features or "none", **run_provenance(run_dir),
             "command": train_command(config, run_dir, DATA_PLACEHOLDER)}
 

@@ -233,7 +233,7 @@ def row_of(path: Path) -> dict:
             "best_epoch": result["best_epoch"], "valid_mrr": round(result["valid_mrr"], 4),
             **{f"test_{k}": round(result["test"][k], 4)
                for k in ("mrr", "hits@1", "hits@3", "hits@10")},
-            "epoch_s": round(result["epoch_s"], 1),
+            "epoch_s": round(result["epoch_s"], 3),
             "commit": result.get("git_commit", ""),
             **{k: result.get(k, "") for k in ("torch", "device")},
             "command": result["command"], "dir": path.parent}
@@ -257,12 +257,13 @@ def paired_table(rows: list[dict]) -> str:
 
 def paired_row(key: str, mine: list[dict], base: list[dict]) -> str:
     d = paired.paired_difference([r["dir"] for r in mine], [r["dir"] for r in base])
-    ratio = statistics.fmean(m["epoch_s"] / b["epoch_s"] for m, b in zip(mine, base))
+    ratio = (f"{statistics.fmean(m['epoch_s'] / b['epoch_s'] for m, b in zip(mine, base)):.2f}x"
+             if all(b["epoch_s"] for b in base) else "—")   # toy epochs can round to 0 s
     return (f"| {key} | {len(mine)} | "
             f"{statistics.fmean(r['test_mrr'] for r in base):.4f} | "
             f"{statistics.fmean(r['test_mrr'] for r in mine):.4f} | "
             f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
-            + " ".join(f"{x:+.4f}" for x in d["seed_diffs"]) + f" | {ratio:.2f}x |")
+            + " ".join(f"{x:+.4f}" for x in d["seed_diffs"]) + f" | {ratio} |")
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -129,7 +129,8 @@ def paired_table(rows: list[dict], runs: Path) -> str:
                 diff = f"{result['diff']:+.4f}"
                 ci = f"[{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]"
                 per_seed = " ".join(f"{d:+.4f}" for d in result["seed_diffs"])
-                ratio = f"{mean['epoch_s'] / statistics.fmean(float(r['epoch_s']) for r in base):.2f}"
+                base_s = statistics.fmean(float(r["epoch_s"]) for r in base)
+                ratio = f"{mean['epoch_s'] / base_s:.2f}" if base_s else "—"   # toy epochs: ~0 s
             lines.append(f"| {dataset} | {method} | {len(seeds)} | {mean['valid_mrr']:.4f} | "
                          f"{mean['test_mrr']:.4f} | {diff} | {ci} | {per_seed} | "
                          f"{mean['epoch_s']:.1f} | {ratio} |")
