@@ -63,6 +63,26 @@ def test_filtered_samplers_return_no_known_true_triple_that_counts(toy, name):
     assert corrupted.all()                          # one side replaced, the other kept
 
 
+def test_filter_redraws_known_true_ids_as_a_full_recheck_every_round_would(toy):
+    from dhns_geo.sampling.base import filter_with_fallback, known_mask
+    train = split_triples(toy, "train")
+    index = FilterIndex(train, 1000, 10)
+    g = torch.Generator().manual_seed(3)
+    pos = train[:200]
+    is_head = torch.rand(200, 16, generator=g) < 0.5
+    answers = torch.where(is_head, pos[:, :1], pos[:, 2:]).expand(-1, 16)
+    drawn = torch.where(torch.rand(200, 16, generator=g) < 0.4, answers,
+                        torch.randint(0, 1000, (200, 16), generator=g))
+    mine = filter_with_fallback(pos, drawn, is_head, index, 1000,
+                                torch.Generator().manual_seed(9), rounds=1)
+    ref, g = drawn, torch.Generator().manual_seed(9)   # every id looked up again
+    false = known_mask(pos, ref, is_head, index)
+    assert false.float().mean() > 0.3
+    ref = torch.where(false, torch.randint(0, 1000, ref.shape, generator=g), ref)
+    false = known_mask(pos, ref, is_head, index)
+    assert torch.equal(mine[0], ref) and torch.equal(mine[1], (~false).float())
+
+
 def brute_force_scores(model, pos, cand, is_head):
     table = model.encode()
     rows = []

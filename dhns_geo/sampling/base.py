@@ -137,7 +137,9 @@ def filter_with_fallback(positives: Tensor, drawn: Tensor, is_head: Tensor,
         redraw = torch.randint(0, num_entities, drawn.shape, generator=generator,
                                device=drawn.device)
         drawn = torch.where(false, redraw, drawn)
-        false = known_mask(positives, drawn, is_head, index)
+        row, col = false.nonzero(as_tuple=True)   # look up the redrawn ids only
+        false[row, col] = known_mask(positives[row], drawn[row, col, None],
+                                     is_head[row, col, None], index).squeeze(1)
     return drawn, (~false).float()
 
 
