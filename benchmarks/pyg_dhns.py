@@ -68,7 +68,8 @@ def command(args: argparse.Namespace, model: str, negatives: str, seed: int) -> 
             f"--negatives {negatives} --seeds {seed} --epochs {args.epochs} "
             f"--eval-every {args.eval_every} --mu {args.mu} --share {args.share}"
             + (f" --patience {args.patience}" if args.patience else "")
-            + (f" --k {args.k}" if negatives in SAMPLERS else ""))
+            + (f" --k {args.k}" if negatives in SAMPLERS else "")
+            + (" --normalize" if negatives == "dhns" and args.normalize else ""))
 
 
 #: The registry's samplers a run adds to PyG's loss, each with ``--k``
@@ -87,7 +88,8 @@ def extra_negatives(kind: str, adapter, train, args: argparse.Namespace, seed: i
     from dhns_geo.sampling import NSCachingSampler, SANSSampler, UniformSampler
     from dhns_geo.sampling.sans import k_hop
     if kind == "dhns":
-        return OnlineDHNS.for_model(adapter, mu=args.mu, seed=seed, share=args.share)
+        return OnlineDHNS.for_model(adapter, mu=args.mu, seed=seed, share=args.share,
+                                    normalize=args.normalize)
     if kind == "random":
         return None
     n, r, triples = train.num_nodes, train.num_edge_types, triples_of(train)
@@ -317,6 +319,9 @@ def main() -> None:
     training.add_argument("--mu", type=float, default=1.0)
     training.add_argument("--share", type=float, default=0.25,
                           help="share of each batch that DHNS generates for")
+    training.add_argument("--normalize", action="store_true",
+                          help="DHNS diffuses embeddings scaled to unit RMS (needed where "
+                               "they are far smaller than the noise, e.g. PyG's ComplEx)")
     run = sub.add_parser("run", parents=[training, results])
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     run.add_argument("--epochs", type=int, default=60)

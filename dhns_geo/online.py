@@ -27,6 +27,7 @@ In a PyG loop (``torch_geometric.nn.kge``)::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -142,6 +143,11 @@ class SeededSampler(nn.Module):
         return self._generator
 
 
+#: Below this root mean square, an unnormalised model's embeddings are far
+#: smaller than the unit Gaussian noise DiffHEG samples from (OnlineDHNS warns).
+SMALL_RMS = 0.1
+
+
 #: OnlineSampler's loss for a model without one of its own (logits).
 LOGISTIC = KGELoss("self-adversarial", margin=0.0)
 
@@ -210,7 +216,12 @@ class OnlineDHNS(SeededSampler):
             ``margin_factors``, ``generator_steps``, ``lr``, ``strided``,
             ``normalize``, ``guard``, ``width``, ``authors_sampling``, and
             ``share``: the share of each batch the generator trains on and
-            generates for).
+            generates for). With ``normalize`` off (the authors' way), the
+            first call warns when the model's entity embeddings have a root
+            mean square below :data:`SMALL_RMS`: PyG's ``ComplEx`` and
+            ``DistMult`` start at about 0.01, and PyG's ComplEx at its example
+            settings does not learn beside such negatives; ``normalize=True``
+            diffuses at the embeddings' own scale.
     """
 
     def __init__(self, dim: int, num_modalities: int = 1, mu: float = 1.0,
@@ -224,6 +235,19 @@ class OnlineDHNS(SeededSampler):
                                    **options)
         self.loss_fn = loss if loss is not None else KGELoss("margin", margin=1.0)
         self.generator_loss: Tensor | None = None
+        self._scale_checked = False
+
+    def _check_scale(self, adapter: KGEAdapter, ids: Tensor) -> None:
+        """Warns once if the unnormalised diffusion meets tiny embeddings."""
+        if self._scale_checked or self.sampler.normalize:
+            return
+        self._scale_checked = True
+        rms = float(adapter.entities(ids).detach().pow(2).mean().sqrt())
+        if rms < SMALL_RMS:
+            warnings.warn(f"OnlineDHNS: the model's entity embeddings have a root mean square "
+                          f"of {rms:.3g}, far below the unit noise DiffHEG samples from, so "
+                          f"the generated negatives lie far from every real entity; pass "
+                          f"normalize=True to diffuse at the embeddings' scale", stacklevel=2)
 
     @classmethod
     def for_model(cls, adapter: KGEAdapter, **options: Any) -> "OnlineDHNS":
@@ -250,6 +274,7 @@ class OnlineDHNS(SeededSampler):
             with the default ``share=1``; batches are shuffled).
         """
         positives = self.sampler.served(torch.stack([head_index, rel_type, tail_index], 1))
+        self._check_scale(adapter, positives[:, 0])
         g = self.generator(positives.device)
         self.generator_loss = self.sampler.fit_generator(positives, adapter, adapter, g)
         groups = self.sampler.level_negatives(positives, adapter, adapter, g)

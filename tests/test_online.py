@@ -262,3 +262,22 @@ def test_a_resumed_sampler_draws_what_an_uninterrupted_one_would():
     resumed = OnlineDHNS.for_model(adapter)
     resumed.load_state_dict(saved)
     torch.testing.assert_close(resumed(adapter, h, r, t).embeddings()[0], uninterrupted)
+
+
+def test_tiny_embeddings_warn_once_unless_normalized():
+    """PyG's ComplEx starts at a root mean square of about 0.01: without
+    ``normalize`` DiffHEG's unit noise dwarfs it, and the first call says so."""
+    import warnings
+
+    model, adapter, dhns = setup(ComplEx, {})
+    with torch.no_grad():
+        model.node_emb.weight.mul_(0.01 / model.node_emb.weight.pow(2).mean().sqrt())
+        model.node_emb_im.weight.mul_(0.01 / model.node_emb_im.weight.pow(2).mean().sqrt())
+    with pytest.warns(UserWarning, match=r"root mean square of 0\.00[89]\d.*normalize=True"):
+        dhns(adapter, *batch(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dhns(adapter, *batch(2))                     # once only
+        OnlineDHNS.for_model(adapter, normalize=True)(adapter, *batch(3))
+        model, adapter, dhns = setup(RotatE, {"margin": 9.0})   # PyG's scale: no warning
+        dhns(adapter, *batch(4))
