@@ -63,7 +63,7 @@ optimizer_map = {
 }
 optimizer = optimizer_map[args.model]
 adapter = KGEAdapter.from_pyg(model)  # DHNS
-dhns = OnlineDHNS.for_model(adapter, share=0.25) if args.dhns else None  # DHNS
+dhns = OnlineDHNS.for_model(adapter, share=0.25, normalize=True) if args.dhns else None  # DHNS
 known = torch.cat([torch.stack([d.edge_index[0], d.edge_type, d.edge_index[1]], 1)  # DHNS
                    for d in (train_data, val_data, test_data)])  # DHNS
 
