@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from dhns_geo.adapters import KGEAdapter
 from dhns_geo.data.filter import FilterIndex
-from dhns_geo.diffusion.dhns import DHNSSampler
+from dhns_geo.diffusion.dhns import DHNSSampler, modality_rms
 from dhns_geo.diffusion.mining import nearest_entities
 from dhns_geo.errors import DHNSError
 from dhns_geo.losses import KGELoss
@@ -238,11 +238,13 @@ class OnlineDHNS(SeededSampler):
         self._scale_checked = False
 
     def _check_scale(self, adapter: KGEAdapter, ids: Tensor) -> None:
-        """Warns once if the unnormalised diffusion meets tiny embeddings."""
+        """Warns once if the unnormalised diffusion meets tiny embeddings
+        (the smallest modality's, as DiffHEG diffuses them)."""
         if self._scale_checked or self.sampler.normalize:
             return
         self._scale_checked = True
-        rms = float(adapter.entities(ids).detach().pow(2).mean().sqrt())
+        x, mask = adapter.modalities(ids)                       # [B, M, d], [B, M]
+        rms = float(modality_rms(x.detach().transpose(0, 1), mask.t()).min())
         if rms < SMALL_RMS:
             warnings.warn(f"OnlineDHNS: the model's entity embeddings have a root mean square "
                           f"of {rms:.3g}, far below the unit noise DiffHEG samples from, so "

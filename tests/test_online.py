@@ -5,6 +5,7 @@ import copy
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -267,8 +268,6 @@ def test_a_resumed_sampler_draws_what_an_uninterrupted_one_would():
 def test_tiny_embeddings_warn_once_unless_normalized():
     """PyG's ComplEx starts at a root mean square of about 0.01: without
     ``normalize`` DiffHEG's unit noise dwarfs it, and the first call says so."""
-    import warnings
-
     model, adapter, dhns = setup(ComplEx, {})
     with torch.no_grad():
         model.node_emb.weight.mul_(0.01 / model.node_emb.weight.pow(2).mean().sqrt())

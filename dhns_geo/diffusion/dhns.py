@@ -24,6 +24,14 @@ from dhns_geo.sampling.corruption import CorruptionSampler
 from dhns_geo.sampling.inputs import num_modalities
 
 
+def modality_rms(x: Tensor, mask: Tensor) -> Tensor:
+    """``[M]`` root mean square of each modality's rows ``x`` ``[M, R, d]``,
+    over the rows that ``mask`` ``[M, R]`` keeps (what ``normalize`` divides
+    by)."""
+    rows = mask.sum(1).clamp_min(1) * x.size(-1)
+    return ((x.pow(2).sum(-1) * mask).sum(1) / rows).sqrt()
+
+
 def default_levels(num_steps: int) -> list[int]:
     """Hardness levels ``1, T/10, T/8, T/4, T/2`` (hardest first)."""
     return [max(1, s) for s in (1, num_steps // 10, num_steps // 8,
@@ -307,9 +315,7 @@ class DHNSSampler(SelfTrainingSampler):
         mask = torch.cat([m_t, m_h]).t()
         if not self.normalize:
             return target, cond, mask, target.new_ones(target.size(0), 1, 1)
-        rows = mask.sum(1).clamp_min(1) * target.size(-1)         # [M]
-        square = (target.pow(2).sum(-1) * mask).sum(1) / rows
-        scale = square.sqrt().clamp_min(1e-12).view(-1, 1, 1)
+        scale = modality_rms(target, mask).clamp_min(1e-12).view(-1, 1, 1)
         return target / scale, cond / scale, mask, scale
 
     def fit_generator(self, positives: Tensor, model: KGCModel,
